@@ -1,0 +1,125 @@
+/*
+ * connector: what a trigger kind and an action kind are to the engine.
+ *
+ * Each kind is a `static const` struct of function pointers plus a field
+ * table, registered in connectors.c (the only file that names them).  The
+ * engine never names a connector; it asks the table.
+ *
+ * Action contract (libuv's): start() either fails now (returns -1, never
+ * calls back) or returns 0 and later reports exactly one outcome with
+ * action_done().  action_done() may be called from inside start(): the
+ * engine defers processing to the next loop iteration, so the caller's
+ * stack is never re-entered.  Actions never retry by themselves; they say
+ * OUTCOME_RETRY (with retry_after_ms when the far side said how long) and
+ * the engine schedules the retry with backoff.
+ *
+ * Exactly-once actions (flag ACTION_EXACTLY_ONCE) give begin() and
+ * recover(): begin() returns state (e.g. a file offset) that the engine
+ * stores durably before start(); after a crash, a step found still running
+ * is first handed to recover() with that state, which undoes any half-done
+ * effect.  resource() names what such steps must not do concurrently (a
+ * file path); the engine runs one step per resource from begin() until its
+ * outcome is durable.
+ */
+#ifndef PROMPTD_CONNECTOR_H
+#define PROMPTD_CONNECTOR_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/fields.h"
+#include "core/template.h"
+
+struct ev_loop;
+
+typedef enum {
+  OUTCOME_OK,        /* done; output (may be NULL) becomes steps.<id>.* */
+  OUTCOME_RETRY,     /* transient: try again later */
+  OUTCOME_FAIL,      /* permanent: the run fails with the detail */
+  OUTCOME_CANCELLED, /* stopped by shutdown; the step runs again on restart */
+} outcome_class;
+
+const char *outcome_class_name(outcome_class c);
+
+typedef struct action_call action_call;
+struct action_call {
+  struct ev_loop *loop;
+  const cJSON *input;   /* what prepare() rendered; owned by the engine */
+  const cJSON *state;   /* what begin() returned, or NULL */
+  int64_t run_id;
+  int position;         /* 0-based step index */
+  int attempt;          /* 1 for the first try of this step */
+  const char *recipe;
+  const char *step_id;
+  void *priv;           /* the action's own, for an asynchronous start */
+  void *engine_priv;    /* the engine's */
+};
+
+/* Reports the one outcome of a started call.  Takes ownership of output.
+ * detail: for RETRY/FAIL, why (stored on the run, shown by `runs show`). */
+void action_done(action_call *c, outcome_class cls, cJSON *output, const char *detail,
+                 long retry_after_ms);
+
+enum {
+  ACTION_EXACTLY_ONCE = 1u << 0, /* begin/recover/resource given */
+};
+
+/* Rendering context for prepare(): escaping follows where text goes. */
+typedef struct render_env {
+  tpl_partial_fn partial;   /* the recipe's partials */
+  void *partial_ud;
+} render_env;
+
+typedef struct action_kind {
+  const char *name;       /* the step key in a recipe: `csvfile:` */
+  const char *summary;    /* one line for `promptd connectors` */
+  const char *guarantee;  /* delivery guarantee, one line */
+  const field_spec *fields;
+  unsigned flags;
+  /* Cross-field checks after the table's; may be NULL. */
+  int (*validate)(const cJSON *cfg, perr *e);
+  /* Pure: renders cfg against ctx (event, steps, run) into the step input,
+   * the request exactly as it will be made. No I/O. */
+  int (*prepare)(const cJSON *cfg, const cJSON *ctx, const render_env *env, cJSON **input,
+                 perr *e);
+  const char *(*resource)(const cJSON *input);
+  int (*begin)(const cJSON *input, cJSON **state, perr *e);
+  int (*recover)(const cJSON *input, const cJSON *state, perr *e);
+  int (*start)(action_call *c, perr *e);
+  /* Optional: asked to stop early at shutdown; still reports one outcome. */
+  void (*cancel)(action_call *c);
+} action_kind;
+
+enum {
+  TRIGGER_PASSIVE = 1u << 0, /* events arrive through intake (emit); no watchers */
+};
+
+struct engine;
+typedef struct trigger_inst trigger_inst;
+
+typedef struct trigger_kind {
+  const char *name;     /* the key under `trigger:` */
+  const char *summary;
+  const field_spec *fields;
+  unsigned flags;
+  int (*validate)(const cJSON *cfg, perr *e);
+  /* The event source its events are ingested under (malloc'd). Recipes
+   * match events by this name. */
+  char *(*source)(const cJSON *cfg);
+  /* Active kinds only (NULL for TRIGGER_PASSIVE). create does no I/O;
+   * start registers watchers; stop is asynchronous and calls done once;
+   * destroy is safe on half-built state. */
+  int (*create)(trigger_inst **out, const cJSON *cfg, struct engine *eng, perr *e);
+  int (*start)(trigger_inst *t, perr *e);
+  void (*stop)(trigger_inst *t, void (*done)(void *ud), void *ud);
+  void (*destroy)(trigger_inst *t);
+} trigger_kind;
+
+/* The registry (connectors.c). */
+const action_kind *connectors_action(const char *name);
+const trigger_kind *connectors_trigger(const char *name);
+extern const action_kind *const connectors_actions[];
+extern const trigger_kind *const connectors_triggers[];
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * connectors: the one file that names every trigger kind and action kind.
+ * Adding a connector is one file plus one line in each table below.
+ */
+#include <string.h>
+
+#include "core/connector.h"
+
+extern const trigger_kind trigger_event;
+extern const action_kind action_log;
+extern const action_kind action_csvfile;
+
+const trigger_kind *const connectors_triggers[] = {
+    &trigger_event,
+    NULL,
+};
+
+const action_kind *const connectors_actions[] = {
+    &action_log,
+    &action_csvfile,
+    NULL,
+};
+
+const trigger_kind *connectors_trigger(const char *name) {
+  for (size_t i = 0; connectors_triggers[i]; i++)
+    if (strcmp(connectors_triggers[i]->name, name) == 0) return connectors_triggers[i];
+  return NULL;
+}
+
+const action_kind *connectors_action(const char *name) {
+  for (size_t i = 0; connectors_actions[i]; i++)
+    if (strcmp(connectors_actions[i]->name, name) == 0) return connectors_actions[i];
+  return NULL;
+}
+
+const char *outcome_class_name(outcome_class c) {
+  switch (c) {
+    case OUTCOME_OK: return "ok";
+    case OUTCOME_RETRY: return "retry";
+    case OUTCOME_FAIL: return "fail";
+    case OUTCOME_CANCELLED: return "cancelled";
+  }
+  return "unknown";
+}

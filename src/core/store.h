@@ -1,0 +1,202 @@
+/*
+ * store: the SQLite database, and the only code in promptd that speaks SQL.
+ *
+ * The database is the source of truth: an event is acknowledged only after
+ * the transaction holding it and its runs is committed; a step's output is
+ * committed before the next step starts.  Settings: WAL, synchronous=FULL,
+ * foreign keys, busy timeout 5 s; the file is created mode 0600.
+ * Migrations (schema/NNN_*.sql, compiled in) are applied at open in one
+ * transaction; a database whose schema is newer than this binary is refused
+ * and left untouched.
+ *
+ * Run states (runs.status) and who moves them:
+ *
+ *   queued --claim--> running --step ok, more steps--> running
+ *     ^                 |  \--last step ok----------> succeeded
+ *     |                 |--transient error--------> retrying --time--> (claimed again)
+ *     |                 |--permanent / exhausted--> failed
+ *     |                 '--crash or shutdown------> (found running at start: queued)
+ *     '------------- runs replay (from failed) -----'
+ *
+ * Step rows (steps) exist from the moment a step begins:
+ *   running -> succeeded | skipped | failed;  retrying keeps the row running
+ *   with its attempts count.  A run's next step is the first position with
+ *   no succeeded/skipped row.
+ *
+ * Timestamps are milliseconds since the epoch (int64).  All strings handed
+ * back are malloc'd and released with the matching *_release function.
+ * Functions return 0 on success, -1 on error (perr filled); lookups return
+ * 1 for "not found".
+ */
+#ifndef PROMPTD_STORE_H
+#define PROMPTD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+typedef struct store store;
+
+enum {
+  STORE_READONLY = 1u << 0,  /* open an existing database for reading only */
+};
+
+int store_open(store **out, const char *path, unsigned flags, perr *e);
+void store_close(store *s);
+const char *store_path(const store *s);
+
+/* Transactions. begin is BEGIN IMMEDIATE (waits up to the busy timeout
+ * for other writers). Nesting is an error; use savepoints inside. */
+int store_begin(store *s, perr *e);
+int store_commit(store *s, perr *e);
+void store_rollback(store *s);
+int store_in_txn(const store *s);
+int store_savepoint(store *s, perr *e);
+int store_savepoint_release(store *s, perr *e);
+void store_savepoint_rollback(store *s);
+
+/* Changes when another connection commits (PRAGMA data_version). */
+int store_data_version(store *s, int64_t *v, perr *e);
+/* Bumped on every recipe change, by any process. */
+int store_recipes_generation(store *s, int64_t *gen, perr *e);
+int store_schema_version(store *s, int *v, perr *e);
+/* PRAGMA integrity_check == ok */
+int store_integrity_check(store *s, perr *e);
+
+/* ---- recipes ---- */
+typedef struct store_recipe {
+  char *name;
+  int version;        /* the version this row describes */
+  int current;        /* the head's current version */
+  int enabled;
+  char *definition;   /* JSON */
+  char *digest;       /* hex SHA-256 of the definition */
+  char *source;       /* event source its trigger matches */
+  char *file;         /* file imported from, or NULL */
+  int64_t created_at; /* of this version */
+} store_recipe;
+void store_recipe_release(store_recipe *r);
+void store_recipes_free(store_recipe *v, size_t n);
+
+/* Stores a definition for name: a new version when digest differs from the
+ * current one (changed = 1), nothing otherwise (changed = 0). A removed
+ * recipe imported again continues its version numbers. New recipes are
+ * enabled. */
+int store_recipe_put(store *s, const char *name, const char *definition, const char *digest,
+                     const char *source, const char *file, int64_t now, int *version,
+                     int *changed, perr *e);
+/* version 0: current. Returns 1 when absent (or removed, for version 0). */
+int store_recipe_get(store *s, const char *name, int version, store_recipe *out, perr *e);
+/* Current versions of every recipe, by name; enabled_only filters. */
+int store_recipe_list(store *s, int enabled_only, store_recipe **out, size_t *n, perr *e);
+/* Returns 1 when there is no such recipe. */
+int store_recipe_set_enabled(store *s, const char *name, int enabled, perr *e);
+/* Removes the recipe (no new runs); versions stay for the runs that used
+ * them. Returns 1 when there is no such recipe. */
+int store_recipe_remove(store *s, const char *name, perr *e);
+
+/* ---- events ---- */
+typedef struct store_event {
+  int64_t id;
+  char *source;
+  char *dedupe_key;
+  char *payload;      /* JSON object */
+  int64_t received_at;
+} store_event;
+void store_event_release(store_event *ev);
+
+/* Inserts unless (source, dedupe_key) exists; created says which. */
+int store_event_insert(store *s, const char *source, const char *dedupe_key, const char *payload,
+                       size_t payload_len, int64_t now, int64_t *event_id, int *created, perr *e);
+int store_event_get(store *s, int64_t id, store_event *out, perr *e);
+
+/* ---- runs ---- */
+typedef struct store_run {
+  int64_t id;
+  int64_t event_id;
+  char *recipe;
+  int recipe_version;
+  char *status;
+  int attempt;            /* tries of the current step so far */
+  int64_t next_attempt_at;
+  char *last_error;       /* NULL when none */
+  int64_t created_at;
+  int64_t updated_at;
+} store_run;
+void store_run_release(store_run *r);
+void store_runs_free(store_run *v, size_t n);
+
+int store_run_insert(store *s, int64_t event_id, const char *recipe, int version, int64_t now,
+                     int64_t *run_id, perr *e);
+int store_run_get(store *s, int64_t id, store_run *out, perr *e);
+/* Runs of an event, oldest first. */
+int store_runs_of_event(store *s, int64_t event_id, store_run **out, size_t *n, perr *e);
+/* Runs whose status is queued, or retrying with next_attempt_at <= now,
+ * oldest next_attempt_at first, skipping ids in `exclude` (those already in
+ * hand); at most max. */
+int store_runs_runnable(store *s, int64_t now, const int64_t *exclude, size_t nexclude,
+                        size_t max, int64_t *ids, size_t *n, perr *e);
+/* Earliest next_attempt_at among retrying runs; 1 when there is none. */
+int store_runs_next_wakeup(store *s, int64_t *at, perr *e);
+/* Sets status, attempt, next_attempt_at and last_error (NULL clears). */
+int store_run_update(store *s, int64_t id, const char *status, int attempt,
+                     int64_t next_attempt_at, const char *error, int64_t now, perr *e);
+/* At daemon start: every `running` run becomes `queued` (its steps rows are
+ * kept, so it resumes at its first unfinished step). n = how many. */
+int store_runs_requeue_running(store *s, int64_t now, int *n, perr *e);
+/* Filters may be NULL; limit <= 0 means 100. Newest first. */
+int store_runs_list(store *s, const char *status, const char *recipe, int limit, store_run **out,
+                    size_t *n, perr *e);
+/* Counts per status. */
+typedef struct store_status_count {
+  char status[24];
+  int64_t count;
+} store_status_count;
+int store_runs_count_by_status(store *s, store_status_count *out, size_t max, size_t *n, perr *e);
+/* created_at of the oldest queued/retrying-due run; 1 when none. */
+int store_runs_oldest_runnable(store *s, int64_t now, int64_t *created_at, perr *e);
+/* failed -> queued, attempt 0, error cleared, the failed step's row deleted
+ * so it runs again.  Returns 1 when the run does not exist, 2 when it is not
+ * failed. */
+int store_run_replay(store *s, int64_t id, int64_t now, perr *e);
+
+/* ---- steps ---- */
+typedef struct store_step {
+  int64_t run_id;
+  int position;
+  char *step_id;
+  char *status;         /* running, succeeded, skipped, failed */
+  int attempts;
+  char *input;          /* JSON or NULL */
+  char *output;         /* JSON or NULL */
+  char *state;          /* JSON or NULL: exactly-once bookkeeping */
+  char *error;          /* NULL when none */
+  int64_t started_at;
+  int64_t finished_at;  /* 0 while running */
+  int64_t duration_ms;  /* of the last attempt */
+  int64_t prompt_tokens, completion_tokens, cached_tokens;
+  double cost_usd;
+} store_step;
+void store_step_release(store_step *st);
+void store_steps_free(store_step *v, size_t n);
+
+/* All rows of a run, by position. */
+int store_steps_of_run(store *s, int64_t run_id, store_step **out, size_t *n, perr *e);
+/* Creates or updates the row as running: attempts + 1, input, state, error
+ * cleared, started_at = now, finished_at = 0. */
+int store_step_begin(store *s, int64_t run_id, int position, const char *step_id,
+                     const char *input, const char *state, int64_t now, perr *e);
+/* Ends an attempt: status (succeeded/skipped/failed/running for a retry
+ * pending), output, error, finished_at = now, duration_ms. A skipped step
+ * that never began gets its row here. */
+int store_step_finish(store *s, int64_t run_id, int position, const char *step_id,
+                      const char *status, const char *output, const char *error, int64_t now,
+                      int64_t duration_ms, perr *e);
+
+/* ---- trigger cursors ---- */
+/* Returns 1 when the source has no cursor yet. */
+int store_cursor_get(store *s, const char *source, char **cursor, perr *e);
+int store_cursor_set(store *s, const char *source, const char *cursor, int64_t now, perr *e);
+
+#endif
