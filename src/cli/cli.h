@@ -12,7 +12,12 @@
 #ifndef PROMPTD_CLI_H
 #define PROMPTD_CLI_H
 
+#include <stddef.h>
 #include <stdio.h>
+
+struct perr;
+struct store;
+struct cJSON;
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
@@ -45,5 +50,14 @@ int cli_wants_help(int argc, char **argv);
 int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Reads a whole file ("-" = stdin) up to max bytes; NULL with e set. */
 char *cli_read_file(const char *path, size_t max, size_t *len, struct perr *e);
+
+/* Opens the store at g->db_path, printing the error. NULL on failure. */
+struct store *cli_open_store(const cli_globals *g, unsigned flags);
+/* Prints j (pretty) and a newline to stdout, then frees it. */
+void cli_print_json(struct cJSON *j);
+/* Milliseconds since the epoch as RFC 3339 UTC into a static slot (4). */
+const char *cli_time(long long ms);
+/* Parses a positive decimal id; 0 on bad input. */
+long long cli_parse_id(const char *s);
 
 #endif

@@ -1,0 +1,91 @@
+/*
+ * engine: intake, group commit, and the scheduler that runs recipes step
+ * by step, all on one libev loop.
+ *
+ * Group commit.  Every store write made while the loop handles an
+ * iteration (intake, claims, step records) goes into one open transaction.
+ * Just before the loop blocks, an ev_prepare watcher commits it (one
+ * fsync) and then runs the callbacks that waited for durability: webhook
+ * answers, emit acknowledgements, and "start the next step".  Work those
+ * callbacks write goes into the next transaction, committed on the next
+ * iteration (an ev_idle keeps the loop from blocking meanwhile).
+ *
+ * A commit that fails leaves memory ahead of the store.  The store is the
+ * truth, so the engine reports the failure to every waiting callback and
+ * stops with an error (engine_failed); a restart resumes from the store.
+ *
+ * A run in hand goes through (the store.h diagram has the durable states):
+ *
+ *   claim ──► next step ──if false──► skipped ──► next step
+ *               │
+ *               ├─ prepare (render) ──error──► failed
+ *               ├─ wait for the step's resource (exactly-once kinds)
+ *               ├─ begin: step row `running`  ─commit─► start action
+ *               └─ action_done ─► outcome row ─commit─► next step | retrying | failed
+ *   no step left ─► succeeded
+ *
+ * Transitions: claim_runs(), advance(), begin_step(), start_step(),
+ * deliver_outcome(), finish_run().  A step found running after a crash is
+ * handed to its kind's recover() before it runs again.
+ */
+#ifndef PROMPTD_ENGINE_H
+#define PROMPTD_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/intake.h"
+#include "core/recipe.h"
+#include "core/store.h"
+
+struct ev_loop;
+typedef struct engine engine;
+
+typedef struct engine_config {
+  int concurrency;            /* runs in flight at once; default 16 */
+  size_t max_event_bytes;     /* default 1 MiB */
+  retry_policy retry;         /* default 5 attempts, 1 s base, 5 min cap */
+  double poll_interval;       /* seconds between checks for outside writes; 0.25 */
+  double shutdown_timeout;    /* seconds in-flight steps get at shutdown; 30 */
+} engine_config;
+
+void engine_config_defaults(engine_config *c);
+
+engine *engine_new(struct ev_loop *loop, store *s, const engine_config *cfg, perr *e);
+/* Requeues runs left running by a previous process, loads recipes, arms
+ * the watchers. Runs start on the next loop iteration. */
+int engine_start(engine *en, perr *e);
+/* Stops intake and new steps, lets in-flight steps finish (up to the
+ * shutdown timeout; then asks them to cancel), commits, calls done once. */
+void engine_shutdown(engine *en, void (*done)(void *ud), void *ud);
+void engine_free(engine *en);
+
+/* Non-zero once a commit failed; the message says why. */
+const char *engine_failed(const engine *en);
+struct ev_loop *engine_loop(const engine *en);
+
+/* Runs in hand, and runs waiting to be claimed (for demo/status). */
+size_t engine_active(const engine *en);
+/* 1 when nothing is in hand and nothing is runnable now. */
+int engine_idle(engine *en);
+
+/* Called once the event is durable (ok = 1) or refused/lost (ok = 0,
+ * err says why). Never from inside engine_ingest. */
+typedef void (*engine_ingest_cb)(void *ud, int ok, const intake_result *r, const char *err);
+
+/* Intake for triggers on the loop. Fails now (-1, e set) for a payload
+ * refused outright; otherwise cb is called exactly once after the group
+ * commit. */
+int engine_ingest(engine *en, const char *source, const char *dedupe_key, const char *payload,
+                  size_t len, engine_ingest_cb cb, void *ud, perr *e);
+
+/* Queues fn to run once the current transaction is durable. Opens the
+ * transaction when none is open. Used by the engine and triggers whose
+ * acknowledgement waits for durability. */
+int engine_after_commit(engine *en, void (*fn)(void *ud, int ok), void *ud);
+/* The store with this iteration's transaction open (begun if needed), or
+ * NULL with e set. */
+store *engine_txn(engine *en, perr *e);
+
+#endif

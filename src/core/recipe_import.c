@@ -1,0 +1,177 @@
+#include "core/recipe_import.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/clock.h"
+#include "core/recipe.h"
+
+void import_items_free(import_item *items, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(items[i].file);
+    free(items[i].name);
+  }
+  free(items);
+}
+
+static int is_recipe_file(const char *name) {
+  size_t n = strlen(name);
+  if (name[0] == '.') return 0;
+  return (n > 5 && strcmp(name + n - 5, ".yaml") == 0) ||
+         (n > 4 && strcmp(name + n - 4, ".yml") == 0);
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted list of recipe files in dir (malloc'd paths). */
+static int list_dir(const char *dir, char ***out, size_t *n, perr *e) {
+  DIR *d = opendir(dir);
+  if (!d) return perr_set(e, "cannot open directory %s: %s", dir, strerror(errno));
+  char **v = NULL;
+  size_t cnt = 0, cap = 0;
+  struct dirent *de;
+  int rc = 0;
+  while ((de = readdir(d))) {
+    if (!is_recipe_file(de->d_name)) continue;
+    if (cnt == cap) {
+      cap = cap ? cap * 2 : 16;
+      char **p = realloc(v, cap * sizeof *p);
+      if (!p) {
+        rc = perr_set(e, "out of memory");
+        break;
+      }
+      v = p;
+    }
+    size_t len = strlen(dir) + strlen(de->d_name) + 2;
+    if (!(v[cnt] = malloc(len))) {
+      rc = perr_set(e, "out of memory");
+      break;
+    }
+    snprintf(v[cnt++], len, "%s/%s", dir, de->d_name);
+  }
+  closedir(d);
+  if (rc) {
+    for (size_t i = 0; i < cnt; i++) free(v[i]);
+    free(v);
+    return -1;
+  }
+  if (cnt) qsort(v, cnt, sizeof *v, cmp_str);
+  *out = v;
+  *n = cnt;
+  return 0;
+}
+
+static char *partials_dir_for(const char *file) {
+  char *copy = strdup(file);
+  if (!copy) return NULL;
+  const char *dir = dirname(copy);
+  size_t len = strlen(dir) + sizeof "/partials";
+  char *out = malloc(len);
+  if (out) snprintf(out, len, "%s/partials", dir);
+  free(copy);
+  return out;
+}
+
+/* The event source a definition's trigger matches. */
+static char *source_of(const cJSON *def, perr *e) {
+  cJSON *copy = cJSON_Duplicate(def, 1);
+  recipe *r;
+  if (!copy || recipe_compile(copy, 0, 1, &r, e)) return NULL;
+  char *src = strdup(r->source);
+  recipe_free(r);
+  return src;
+}
+
+int recipe_import_path(store *s, const char *path, import_item **items_out, size_t *n_out,
+                       perr *e) {
+  *items_out = NULL;
+  *n_out = 0;
+  struct stat sb;
+  if (stat(path, &sb)) return perr_set(e, "cannot read %s: %s", path, strerror(errno));
+  char **files = NULL;
+  size_t nfiles = 0;
+  if (S_ISDIR(sb.st_mode)) {
+    if (list_dir(path, &files, &nfiles, e)) return -1;
+    if (!nfiles) {
+      free(files);
+      return perr_set(e, "%s holds no recipe files (*.yaml, *.yml)", path);
+    }
+  } else {
+    files = malloc(sizeof *files);
+    if (!files || !(files[0] = strdup(path))) {
+      free(files);
+      return perr_set(e, "out of memory");
+    }
+    nfiles = 1;
+  }
+  cJSON **defs = calloc(nfiles, sizeof *defs);
+  import_item *items = calloc(nfiles, sizeof *items);
+  int rc = -1;
+  if (!defs || !items) {
+    perr_set(e, "out of memory");
+    goto out;
+  }
+  /* Validate everything before storing anything. */
+  for (size_t i = 0; i < nfiles; i++) {
+    char *pdir = partials_dir_for(files[i]);
+    int bad = !pdir || recipe_load_file(files[i], pdir, &defs[i], e);
+    free(pdir);
+    if (bad) goto out;
+    const char *name = cJSON_GetObjectItemCaseSensitive(defs[i], "name")->valuestring;
+    for (size_t k = 0; k < i; k++) {
+      if (strcmp(items[k].name, name) == 0) {
+        perr_set(e, "%s: recipe name '%s' is also used by %s", files[i], name, items[k].file);
+        goto out;
+      }
+    }
+    items[i].file = strdup(files[i]);
+    items[i].name = strdup(name);
+    if (!items[i].file || !items[i].name) {
+      perr_set(e, "out of memory");
+      goto out;
+    }
+  }
+  if (store_begin(s, e)) goto out;
+  int64_t now = clock_now_ms();
+  for (size_t i = 0; i < nfiles; i++) {
+    char *text = cJSON_PrintUnformatted(defs[i]);
+    char *digest = recipe_digest(defs[i]);
+    char *src = source_of(defs[i], e);
+    int bad;
+    if (!text || !digest)
+      bad = perr_set(e, "out of memory");
+    else
+      bad = !src || store_recipe_put(s, items[i].name, text, digest, src, files[i], now,
+                                     &items[i].version, &items[i].changed, e);
+    free(text);
+    free(digest);
+    free(src);
+    if (bad) {
+      store_rollback(s);
+      goto out;
+    }
+  }
+  if (store_commit(s, e)) goto out;
+  rc = 0;
+out:
+  for (size_t i = 0; i < nfiles; i++) {
+    if (defs) cJSON_Delete(defs[i]);
+    free(files[i]);
+  }
+  free(files);
+  free(defs);
+  if (rc) {
+    import_items_free(items, items ? nfiles : 0);
+  } else {
+    *items_out = items;
+    *n_out = nfiles;
+  }
+  return rc;
+}
