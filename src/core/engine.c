@@ -15,6 +15,7 @@
 
 #include <ev.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>

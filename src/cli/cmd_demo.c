@@ -1,0 +1,264 @@
+/*
+ * promptd demo: the example recipes end to end in a temporary directory.
+ * It is the real path: recipes imported through the store, sample events
+ * through intake, runs executed by the engine on a libev loop.  Recipes'
+ * relative output paths land in the temporary directory (the demo runs
+ * there, as the service runs in its state directory).
+ */
+#include <dirent.h>
+#include <ev.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli/cli.h"
+#include "core/clock.h"
+#include "core/engine.h"
+#include "core/intake.h"
+#include "core/log.h"
+#include "core/recipe_import.h"
+#include "core/recipe_set.h"
+
+static const char usage_text[] =
+    "usage: promptd demo [--recipes DIR] [--keep] [--verbose]\n"
+    "\n"
+    "Imports the example recipes (default: the recipes/ folder promptd was built\n"
+    "from, else " PROMPTD_DATA_RECIPES "), emits the sample events in DIR/samples/*.json\n"
+    "(each {\"source\": NAME, \"events\": [ ... ]}), runs everything in a temporary\n"
+    "database and shows each run and the files the recipes wrote.\n"
+    "\n"
+    "  --recipes DIR  the recipes to run\n"
+    "  --keep         keep the temporary directory and print its path\n"
+    "  --verbose      show the daemon's log lines\n";
+
+typedef struct demo_wait {
+  engine *en;
+  ev_timer check, limit;
+  int timed_out;
+} demo_wait;
+
+static void on_check(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)revents;
+  demo_wait *dw = w->data;
+  if (engine_idle(dw->en)) ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_limit(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)revents;
+  demo_wait *dw = w->data;
+  dw->timed_out = 1;
+  ev_break(loop, EVBREAK_ALL);
+}
+
+/* dir/name into out; 0 when it fit. */
+static int join_path(char *out, size_t size, const char *dir, const char *name) {
+  int n = snprintf(out, size, "%s/%s", dir, name);
+  return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+static int emit_samples(store *s, const char *dir, int *count, perr *e) {
+  char path[PATH_MAX];
+  char sdir[PATH_MAX];
+  if (join_path(sdir, sizeof sdir, dir, "samples")) return perr_set(e, "path too long: %s", dir);
+  DIR *d = opendir(sdir);
+  if (!d) return perr_set(e, "no sample events: cannot open %s", sdir);
+  recipe_set *rs = NULL;
+  int rc = -1;
+  if (recipe_set_load(s, &rs, e) || store_begin(s, e)) goto out;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    size_t n = strlen(de->d_name);
+    if (n < 6 || strcmp(de->d_name + n - 5, ".json") != 0) continue;
+    if (join_path(path, sizeof path, sdir, de->d_name)) continue;
+    size_t len;
+    char *text = cli_read_file(path, 16u << 20, &len, e);
+    cJSON *doc = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(doc, "source");
+    const cJSON *events = cJSON_GetObjectItemCaseSensitive(doc, "events");
+    if (!cJSON_IsString(src) || !cJSON_IsArray(events)) {
+      cJSON_Delete(doc);
+      perr_set(e, "%s: expected {\"source\": NAME, \"events\": [...]}", path);
+      store_rollback(s);
+      goto out;
+    }
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, events) {
+      char *payload = cJSON_PrintUnformatted(ev);
+      intake_result r;
+      int bad = !payload || intake_event(s, rs, src->valuestring, NULL, payload, strlen(payload),
+                                         0, clock_now_ms(), &r, e);
+      free(payload);
+      if (bad) {
+        cJSON_Delete(doc);
+        perr_prefix(e, "%s", path);
+        store_rollback(s);
+        goto out;
+      }
+      (*count)++;
+    }
+    cJSON_Delete(doc);
+  }
+  rc = store_commit(s, e);
+out:
+  closedir(d);
+  recipe_set_free(rs);
+  return rc;
+}
+
+static void show_runs(store *s) {
+  store_run *runs = NULL;
+  size_t n = 0;
+  perr e;
+  if (store_runs_list(s, NULL, NULL, 1000, &runs, &n, &e)) {
+    printf("cannot list runs: %s\n", e.msg);
+    return;
+  }
+  printf("\n== runs ==\n");
+  for (size_t i = n; i-- > 0;) {
+    store_run *r = &runs[i];
+    printf("run %lld  %s  %s%s%s\n", (long long)r->id, r->recipe, r->status,
+           r->last_error ? ": " : "", r->last_error ? r->last_error : "");
+    store_step *st = NULL;
+    size_t ns = 0;
+    if (store_steps_of_run(s, r->id, &st, &ns, &e)) continue;
+    for (size_t k = 0; k < ns; k++)
+      printf("  %-12s %-9s %s\n", st[k].step_id, st[k].status, st[k].output ? st[k].output : "");
+    store_steps_free(st, ns);
+  }
+  store_runs_free(runs, n);
+}
+
+static void show_files(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (de->d_name[0] == '.' || strncmp(de->d_name, "promptd.db", 10) == 0) continue;
+    char path[PATH_MAX];
+    struct stat sb;
+    if (join_path(path, sizeof path, dir, de->d_name)) continue;
+    if (stat(path, &sb) || !S_ISREG(sb.st_mode)) continue;
+    printf("\n== %s ==\n", de->d_name);
+    perr e;
+    size_t len;
+    char *text = cli_read_file(path, 1u << 20, &len, &e);
+    if (text) fwrite(text, 1, len, stdout);
+    free(text);
+  }
+  closedir(d);
+}
+
+static void remove_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    char path[PATH_MAX];
+    if (!join_path(path, sizeof path, dir, de->d_name)) unlink(path);
+  }
+  closedir(d);
+  rmdir(dir);
+}
+
+static const char *default_recipes(void) {
+  struct stat sb;
+  if (stat(PROMPTD_RECIPES_DIR "/samples", &sb) == 0) return PROMPTD_RECIPES_DIR;
+  return PROMPTD_DATA_RECIPES;
+}
+
+int cmd_demo(int argc, char **argv, const cli_globals *g) {
+  (void)g; /* the demo never touches the configured database */
+  if (cli_wants_help(argc, argv)) return fputs(usage_text, stdout), EXIT_OK;
+  static const struct option opts[] = {{"recipes", required_argument, 0, 'r'},
+                                       {"keep", no_argument, 0, 'k'},
+                                       {"verbose", no_argument, 0, 'v'},
+                                       {0, 0, 0, 0}};
+  const char *recipes = NULL;
+  int keep = 0, verbose = 0, c;
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    switch (c) {
+      case 'r': recipes = optarg; break;
+      case 'k': keep = 1; break;
+      case 'v': verbose = 1; break;
+      default: return cli_fail(EXIT_USAGE, "demo: unknown option or missing value: %s", argv[optind - 1]);
+    }
+  }
+  if (optind < argc) return cli_fail(EXIT_USAGE, "demo: unexpected argument '%s'", argv[optind]);
+  char rdir[PATH_MAX], tmp[PATH_MAX], cwd[PATH_MAX];
+  if (!realpath(recipes ? recipes : default_recipes(), rdir))
+    return cli_fail(EXIT_RUNTIME, "cannot find the example recipes at %s", recipes ? recipes : default_recipes());
+  const char *t = getenv("TMPDIR");
+  snprintf(tmp, sizeof tmp, "%s/promptd-demo-XXXXXX", t && *t ? t : "/tmp");
+  if (!mkdtemp(tmp)) return cli_fail(EXIT_RUNTIME, "cannot create a temporary directory");
+  if (!getcwd(cwd, sizeof cwd) || chdir(tmp)) {
+    rmdir(tmp);
+    return cli_fail(EXIT_RUNTIME, "cannot enter %s", tmp);
+  }
+  if (!verbose) log_set_level(LOG_WARN);
+
+  int rc = EXIT_RUNTIME, emitted = 0;
+  perr e;
+  store *s = NULL;
+  engine *en = NULL;
+  import_item *items = NULL;
+  size_t nitems = 0;
+  struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+  char db[PATH_MAX + 16];
+  snprintf(db, sizeof db, "%s/promptd.db", tmp);
+  printf("promptd demo in %s\nrecipes from %s\n\n", tmp, rdir);
+  if (!loop || store_open(&s, db, 0, &e) || recipe_import_path(s, rdir, &items, &nitems, &e) ||
+      emit_samples(s, rdir, &emitted, &e)) {
+    cli_fail(EXIT_RUNTIME, "%s", loop ? e.msg : "cannot create the event loop");
+    goto out;
+  }
+  for (size_t i = 0; i < nitems; i++) printf("imported recipe %s\n", items[i].name);
+  printf("emitted %d sample events\n", emitted);
+  engine_config cfg;
+  engine_config_defaults(&cfg);
+  cfg.retry.base_ms = 200; /* a demo should not sit in long backoffs */
+  if (!(en = engine_new(loop, s, &cfg, &e)) || engine_start(en, &e)) {
+    cli_fail(EXIT_RUNTIME, "%s", e.msg);
+    goto out;
+  }
+  demo_wait dw = {.en = en};
+  ev_timer_init(&dw.check, on_check, 0.05, 0.05);
+  ev_timer_init(&dw.limit, on_limit, 60., 0.);
+  dw.check.data = dw.limit.data = &dw;
+  ev_timer_start(loop, &dw.check);
+  ev_timer_start(loop, &dw.limit);
+  ev_run(loop, 0);
+  ev_timer_stop(loop, &dw.check);
+  ev_timer_stop(loop, &dw.limit);
+  if (engine_failed(en)) {
+    cli_fail(EXIT_RUNTIME, "%s", engine_failed(en));
+    goto out;
+  }
+  show_runs(s);
+  show_files(tmp);
+  if (dw.timed_out) {
+    cli_fail(EXIT_RUNTIME, "demo: runs were still unfinished after 60 s");
+    goto out;
+  }
+  rc = EXIT_OK;
+out:
+  engine_free(en);
+  store_close(s);
+  import_items_free(items, nitems);
+  if (loop) ev_loop_destroy(loop);
+  if (chdir(cwd)) rc = EXIT_RUNTIME;
+  if (keep)
+    printf("\nkept %s\n", tmp);
+  else
+    remove_dir(tmp);
+  return rc;
+}

@@ -1,0 +1,142 @@
+/* promptd serve: the daemon in the foreground, logging to stderr. */
+#include <ev.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "core/config.h"
+#include "core/daemon_lock.h"
+#include "core/engine.h"
+#include "core/log.h"
+#include "core/recipe_import.h"
+
+static const char usage_text[] =
+    "usage: promptd serve [--recipes DIR]\n"
+    "\n"
+    "Runs the daemon in the foreground, logging to stderr. Runs left unfinished by\n"
+    "a previous process resume at their first unfinished step. SIGTERM or SIGINT\n"
+    "stop intake, let in-flight steps finish (engine.shutdown_timeout_s, default\n"
+    "30 s) and exit 0; a second signal stops at once (unfinished steps resume at\n"
+    "the next start).\n"
+    "\n"
+    "  --recipes DIR   import the recipes in DIR before serving (all or nothing;\n"
+    "                  also `recipes_dir:` in the configuration)\n";
+
+typedef struct serve_state {
+  engine *en;
+  struct ev_loop *loop;
+  int stopping;
+} serve_state;
+
+static void on_stopped(void *ud) {
+  serve_state *st = ud;
+  ev_break(st->loop, EVBREAK_ALL);
+}
+
+static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents) {
+  (void)revents;
+  serve_state *st = w->data;
+  if (st->stopping++) {
+    log_warn("second signal: stopping now", "signal=%d", w->signum);
+    ev_break(loop, EVBREAK_ALL);
+    return;
+  }
+  log_info("stopping", "signal=%d", w->signum);
+  engine_shutdown(st->en, on_stopped, st);
+}
+
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents) {
+  (void)loop, (void)w, (void)revents;
+  log_warn("SIGHUP ignored: reloading is not supported yet; restart to apply changes", "%s", "");
+}
+
+static int import_dir(store *s, const char *dir) {
+  import_item *items = NULL;
+  size_t n = 0;
+  perr e;
+  if (recipe_import_path(s, dir, &items, &n, &e)) {
+    log_error("recipes not imported", "dir=%s error=%s", log_q(dir), log_q(e.msg));
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++)
+    log_info(items[i].changed ? "recipe imported" : "recipe unchanged", "recipe=%s version=%d",
+             items[i].name, items[i].version);
+  import_items_free(items, n);
+  return 0;
+}
+
+int cmd_serve(int argc, char **argv, const cli_globals *g) {
+  if (cli_wants_help(argc, argv)) return fputs(usage_text, stdout), EXIT_OK;
+  static const struct option opts[] = {{"recipes", required_argument, 0, 'r'}, {0, 0, 0, 0}};
+  const char *recipes = NULL;
+  int c;
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (c == 'r')
+      recipes = optarg;
+    else
+      return cli_fail(EXIT_USAGE, "serve: unknown option or missing value: %s", argv[optind - 1]);
+  }
+  if (optind < argc) return cli_fail(EXIT_USAGE, "serve: unexpected argument '%s'", argv[optind]);
+
+  config cfg;
+  config_init(&cfg);
+  perr e;
+  if (config_load(&cfg, g->config_path, &e)) {
+    config_release(&cfg);
+    return cli_fail(EXIT_RUNTIME, "%s", e.msg);
+  }
+  if (!recipes) recipes = cfg.recipes_dir;
+  int rc = EXIT_RUNTIME, lock = -1;
+  store *s = NULL;
+  engine *en = NULL;
+  struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
+  if (!loop) {
+    cli_fail(EXIT_RUNTIME, "cannot create the event loop");
+    goto out;
+  }
+  if ((lock = daemon_lock_take(g->db_path, &e)) < 0) {
+    cli_fail(EXIT_RUNTIME, "%s", e.msg);
+    goto out;
+  }
+  if (!(s = cli_open_store(g, 0))) goto out;
+  if (recipes && import_dir(s, recipes)) goto out;
+  if (!(en = engine_new(loop, s, &cfg.engine, &e)) || engine_start(en, &e)) {
+    log_error("cannot start", "error=%s", log_q(e.msg));
+    goto out;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  serve_state st = {en, loop, 0};
+  ev_signal sig_term, sig_int, sig_hup;
+  ev_signal_init(&sig_term, on_stop_signal, SIGTERM);
+  ev_signal_init(&sig_int, on_stop_signal, SIGINT);
+  ev_signal_init(&sig_hup, on_hup, SIGHUP);
+  sig_term.data = sig_int.data = &st;
+  ev_signal_start(loop, &sig_term);
+  ev_signal_start(loop, &sig_int);
+  ev_signal_start(loop, &sig_hup);
+  log_info("serving", "pid=%ld db=%s concurrency=%d", (long)getpid(), log_q(g->db_path),
+           cfg.engine.concurrency);
+  ev_run(loop, 0);
+  ev_signal_stop(loop, &sig_term);
+  ev_signal_stop(loop, &sig_int);
+  ev_signal_stop(loop, &sig_hup);
+  if (engine_failed(en)) {
+    log_error("stopped after a store failure", "error=%s", log_q(engine_failed(en)));
+  } else {
+    log_info("stopped", "%s", "");
+    rc = EXIT_OK;
+  }
+out:
+  engine_free(en);
+  store_close(s);
+  daemon_lock_drop(lock);
+  if (loop) ev_loop_destroy(loop);
+  config_release(&cfg);
+  return rc;
+}
