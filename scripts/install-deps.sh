@@ -1,0 +1,20 @@
+#!/bin/sh
+# Installs what promptd needs to build and run (and, with --test, to run its
+# test suite) from Debian 12's archive. Safe to run again.
+set -eu
+pkgs="build-essential cmake pkg-config libev-dev libcjson-dev libsqlite3-dev libyaml-dev
+      libcsv-dev libssl-dev"
+test_pkgs="libcmocka-dev python3"
+case "${1:-}" in
+  --test) pkgs="$pkgs $test_pkgs" ;;
+  "") ;;
+  *) echo "usage: $0 [--test]" >&2; exit 2 ;;
+esac
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: run as root (apt-get install)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086 # the list is meant to split into words
+apt-get install -y -qq --no-install-recommends $pkgs >/dev/null

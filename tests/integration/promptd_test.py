@@ -1,0 +1,122 @@
+"""Shared helpers for the integration tests: run the real promptd binary
+against a temporary directory, start and stop the daemon, read the store."""
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+PROMPTD = os.environ.get("PROMPTD", "promptd")
+SOURCE_DIR = os.environ.get("PROMPTD_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+class Failure(Exception):
+    pass
+
+
+class Case:
+    """A temporary directory with a database path, and a tally of checks."""
+
+    def __init__(self, name):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix="promptd-%s-" % name)
+        self.db = os.path.join(self.dir, "promptd.db")
+        self.passed = 0
+        self.failed = 0
+        self.daemons = []
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def write(self, name, text):
+        p = self.path(name)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "w", encoding="utf-8") as f:
+            f.write(text)
+        return p
+
+    def run(self, *args, stdin=None, db=True, timeout=120):
+        cmd = [PROMPTD] + (["--db", self.db] if db else []) + list(args)
+        p = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout,
+                           cwd=self.dir)
+        return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+    def json(self, *args):
+        rc, out, err = self.run(*args)
+        if rc != 0:
+            raise Failure("%s exited %d: %s" % (" ".join(args), rc, err.strip()))
+        return json.loads(out)
+
+    def check(self, what, cond, detail=""):
+        if cond:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print("FAIL: %s %s" % (what, detail), flush=True)
+
+    def start_daemon(self, *extra, log_name="daemon.log"):
+        log = open(self.path(log_name), "ab")
+        p = subprocess.Popen([PROMPTD, "--db", self.db, "serve"] + list(extra),
+                             stdout=log, stderr=log, cwd=self.dir)
+        log.close()
+        self.daemons.append(p)
+        return p
+
+    def stop_daemon(self, p, sig=signal.SIGTERM, timeout=60):
+        if p.poll() is None:
+            p.send_signal(sig)
+        try:
+            return p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            raise Failure("daemon did not stop within %d s" % timeout)
+
+    def sql(self, query, args=()):
+        con = sqlite3.connect(self.db, timeout=10)
+        try:
+            return con.execute(query, args).fetchall()
+        finally:
+            con.close()
+
+    def wait_for(self, what, fn, timeout=60, interval=0.1):
+        end = time.time() + timeout
+        while time.time() < end:
+            v = fn()
+            if v:
+                return v
+            time.sleep(interval)
+        raise Failure("timed out waiting for %s" % what)
+
+    def finish(self):
+        for p in self.daemons:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if self.failed == 0:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            print("kept %s for inspection" % self.dir)
+        print("%d passed, %d failed" % (self.passed, self.failed))
+        sys.exit(1 if self.failed else 0)
+
+
+def main(name, body):
+    c = Case(name)
+    try:
+        body(c)
+    except Failure as e:
+        c.failed += 1
+        print("FAIL: %s" % e, flush=True)
+        for log in ("daemon.log",):
+            p = c.path(log)
+            if os.path.exists(p):
+                with open(p, "rb") as f:
+                    tail = f.read()[-4000:].decode("utf-8", "replace")
+                print("--- tail of %s ---\n%s" % (log, tail))
+    c.finish()
