@@ -40,4 +40,16 @@ const char *ynode_kind_name(const ynode *n);
  * floats become JSON literals; everything else a string. NULL on OOM. */
 cJSON *ynode_to_json(const ynode *n);
 
+/* Core-schema readings of one plain (unquoted, untagged) scalar, shared by
+ * the field tables and conditions so "7", "true" and "~" mean the same
+ * everywhere.  Quoted scalars are always text: these return "no".
+ *   ynode_is_null: 1 for an empty plain scalar, ~, null, Null, NULL.
+ *   ynode_bool:    1 true, 0 false, -1 not a boolean.
+ *   ynode_number:  1 with *v when a number (*is_int for integer syntax:
+ *                  decimal, 0o octal, 0x hex); .inf and .nan give a
+ *                  non-finite *v, an integer too large for a double HUGE_VAL. */
+int ynode_is_null(const ynode *n);
+int ynode_bool(const ynode *n);
+int ynode_number(const ynode *n, double *v, int *is_int);
+
 #endif
