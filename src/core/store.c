@@ -149,7 +149,7 @@ static int exec_once(store *s, const char *sql, const char *what, perr *e) {
   char *msg = NULL;
   int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
   if (rc != SQLITE_OK) {
-    perr_set(e, "store: %s on %s: %s", what, s->path, msg ? msg : sqlite3_errstr(rc));
+    perr_set(e, "store: %s failed on %s: %s", what, s->path, msg ? msg : sqlite3_errstr(rc));
     sqlite3_free(msg);
     return -1;
   }
@@ -276,7 +276,7 @@ int store_open(store **out, const char *path, unsigned flags, perr *e) {
   *out = NULL;
   if (!path || !*path) return perr_set(e, "store: no database path given");
   int readonly = (flags & STORE_READONLY) != 0;
-  int newest;
+  int newest = 0;
   if (newest_migration(&newest, e)) return -1;
   if (ensure_file(path, readonly, e)) return -1;
 

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -263,6 +264,75 @@ static void test_migrations_idempotent(void **state) {
   assert_int_equal(raw_int(db, "SELECT count(*) FROM meta"), 1);
   sqlite3_close(db);
   assert_int_equal(store_open(&f->s, f->path, 0, &e), 0);
+}
+
+/* A migration that fails half way leaves nothing of itself behind: it ran
+ * in one transaction with the user_version update. */
+static void test_failed_migration_rolls_back(void **state) {
+  (void)state;
+  char *dir = tu_tempdir();
+  assert_non_null(dir);
+  char path[4200];
+  snprintf(path, sizeof path, "%s/clash.db", dir);
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  /* 001 creates meta first and fails later, on this table. */
+  raw_exec(db, "CREATE TABLE events (x TEXT)");
+  sqlite3_close(db);
+  store *s = NULL;
+  perr e = {{0}};
+  assert_int_equal(store_open(&s, path, 0, &e), -1);
+  assert_null(s);
+  assert_non_null(strstr(e.msg, schema_migrations[0].name));
+  assert_non_null(strstr(e.msg, "events"));
+  db = raw_open(path);
+  assert_int_equal(raw_int(db, "PRAGMA user_version"), 0);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'meta'"), 0);
+  sqlite3_close(db);
+  tu_rmtree(dir);
+  free(dir);
+}
+
+/* Processes starting together on a fresh file: one migrates, the others
+ * wait for its lock, see the new version and apply nothing. */
+static void test_concurrent_first_open(void **state) {
+  (void)state;
+  char *dir = tu_tempdir();
+  assert_non_null(dir);
+  char path[4200];
+  snprintf(path, sizeof path, "%s/race.db", dir);
+  enum { KIDS = 4 };
+  pid_t kids[KIDS];
+  for (int i = 0; i < KIDS; i++) {
+    kids[i] = fork();
+    assert_true(kids[i] >= 0);
+    if (kids[i] == 0) {
+      store *s = NULL;
+      perr e = {{0}};
+      int rc = store_open(&s, path, 0, &e);
+      if (rc) fprintf(stderr, "child: %s\n", e.msg);
+      int64_t id;
+      int created;
+      char key[16];
+      snprintf(key, sizeof key, "k%d", i);
+      if (!rc) rc = store_event_insert(s, "src", key, "{}", 2, 1, &id, &created, &e);
+      store_close(s);
+      _exit(rc ? 1 : 0);
+    }
+  }
+  for (int i = 0; i < KIDS; i++) {
+    int status = 0;
+    assert_int_equal(waitpid(kids[i], &status, 0), kids[i]);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+  }
+  sqlite3 *db = raw_open(path);
+  assert_int_equal(raw_int(db, "PRAGMA user_version"), newest_version());
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM events"), KIDS);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM meta"), 1);
+  sqlite3_close(db);
+  tu_rmtree(dir);
+  free(dir);
 }
 
 static unsigned char *read_all(const char *path, size_t *len) {
@@ -1038,6 +1108,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_settings_applied, setup, teardown),
       cmocka_unit_test_setup_teardown(test_busy_timeout_waits, setup, teardown),
       cmocka_unit_test_setup_teardown(test_migrations_idempotent, setup, teardown),
+      cmocka_unit_test(test_failed_migration_rolls_back),
+      cmocka_unit_test(test_concurrent_first_open),
       cmocka_unit_test(test_newer_schema_refused),
       cmocka_unit_test(test_not_a_database),
       cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
