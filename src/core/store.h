@@ -47,7 +47,9 @@ void store_close(store *s);
 const char *store_path(const store *s);
 
 /* Transactions. begin is BEGIN IMMEDIATE (waits up to the busy timeout
- * for other writers). Nesting is an error; use savepoints inside. */
+ * for other writers). Nesting is an error; use savepoints inside, which
+ * nest and need an open transaction. begin on a STORE_READONLY store is an
+ * error. A failed commit has rolled back: nothing of it was stored. */
 int store_begin(store *s, perr *e);
 int store_commit(store *s, perr *e);
 void store_rollback(store *s);
@@ -81,8 +83,10 @@ void store_recipes_free(store_recipe *v, size_t n);
 
 /* Stores a definition for name: a new version when digest differs from the
  * current one (changed = 1), nothing otherwise (changed = 0). A removed
- * recipe imported again continues its version numbers. New recipes are
- * enabled. */
+ * recipe imported again continues its version numbers (or gets its last
+ * version back when the digest is that version's; changed = 1 either way)
+ * and is enabled again. New recipes are enabled; a disabled recipe stays
+ * disabled across a change. version and changed may be NULL. */
 int store_recipe_put(store *s, const char *name, const char *definition, const char *digest,
                      const char *source, const char *file, int64_t now, int *version,
                      int *changed, perr *e);
@@ -106,7 +110,9 @@ typedef struct store_event {
 } store_event;
 void store_event_release(store_event *ev);
 
-/* Inserts unless (source, dedupe_key) exists; created says which. */
+/* Inserts unless (source, dedupe_key) exists; created says which. The
+ * payload is payload_len bytes (no NUL needed). dedupe_key NULL: never a
+ * duplicate. */
 int store_event_insert(store *s, const char *source, const char *dedupe_key, const char *payload,
                        size_t payload_len, int64_t now, int64_t *event_id, int *created, perr *e);
 int store_event_get(store *s, int64_t id, store_event *out, perr *e);
@@ -139,7 +145,8 @@ int store_runs_runnable(store *s, int64_t now, const int64_t *exclude, size_t ne
                         size_t max, int64_t *ids, size_t *n, perr *e);
 /* Earliest next_attempt_at among retrying runs; 1 when there is none. */
 int store_runs_next_wakeup(store *s, int64_t *at, perr *e);
-/* Sets status, attempt, next_attempt_at and last_error (NULL clears). */
+/* Sets status, attempt, next_attempt_at and last_error (NULL clears).
+ * Returns 1 when there is no such run. */
 int store_run_update(store *s, int64_t id, const char *status, int attempt,
                      int64_t next_attempt_at, const char *error, int64_t now, perr *e);
 /* At daemon start: every `running` run becomes `queued` (its steps rows are
@@ -148,7 +155,7 @@ int store_runs_requeue_running(store *s, int64_t now, int *n, perr *e);
 /* Filters may be NULL; limit <= 0 means 100. Newest first. */
 int store_runs_list(store *s, const char *status, const char *recipe, int limit, store_run **out,
                     size_t *n, perr *e);
-/* Counts per status. */
+/* Counts per status, by status name; at most max entries. */
 typedef struct store_status_count {
   char status[24];
   int64_t count;
@@ -183,8 +190,8 @@ void store_steps_free(store_step *v, size_t n);
 
 /* All rows of a run, by position. */
 int store_steps_of_run(store *s, int64_t run_id, store_step **out, size_t *n, perr *e);
-/* Creates or updates the row as running: attempts + 1, input, state, error
- * cleared, started_at = now, finished_at = 0. */
+/* Creates or updates the row as running: attempts + 1, input and state as
+ * given, output and error cleared, started_at = now, finished_at = 0. */
 int store_step_begin(store *s, int64_t run_id, int position, const char *step_id,
                      const char *input, const char *state, int64_t now, perr *e);
 /* Ends an attempt: status (succeeded/skipped/failed/running for a retry
