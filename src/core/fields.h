@@ -31,6 +31,10 @@ typedef enum {
 } field_type;
 
 enum { FIELD_REQUIRED = 1u << 0 };
+/* The caller checks this field's value itself (a recipe's trigger and
+ * steps, whose keys are connector names): fields_check only accepts the
+ * key, reports it when required and missing, and leaves it out of `out`. */
+enum { FIELD_EXTERNAL = 1u << 1 };
 
 typedef struct field_spec field_spec;
 struct field_spec {
@@ -60,5 +64,19 @@ int fields_check(const field_spec *tbl, const ynode *map, const fields_ctx *cx,
 
 /* "an integer", "a template string", ... for help and messages. */
 const char *field_type_name(field_type t);
+
+/* Checks one value against one row (f->name is not used; `path` is the
+ * full field path for messages) and builds its JSON.  For callers whose
+ * mapping mixes declared fields with other keys (a recipe step). */
+int fields_check_value(const field_spec *f, const ynode *v, const fields_ctx *cx, const char *path,
+                       cJSON **out, perr *e);
+
+/* The candidate closest to key by edit distance when the distance is at
+ * most 2 (a likely typo), else NULL.  names is NULL-terminated. */
+const char *fields_did_you_mean(const char *key, const char *const *names);
+
+/* How a value is shown after "got": a quoted, shortened string, a plain
+ * number or boolean as written, or "a list"/"a mapping"/"null". */
+void fields_describe_value(const ynode *v, char *out, size_t size);
 
 #endif
