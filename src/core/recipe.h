@@ -3,8 +3,9 @@
  * definition (what the store keeps, one version per change), and a stored
  * definition is compiled into a `recipe` the engine runs.
  *
- * Definition JSON (normalised, keys in this order):
- *   { "name": "...", "description": "...",
+ * Definition JSON (normalised, keys in this order; optional ones only
+ * when the file has them):
+ *   { "name": "...", "description": "...", "enabled": bool,
  *     "trigger": { "<kind>": {cfg} },
  *     "when": {cond},                       -- optional filter
  *     "concurrency": N,                     -- optional per-recipe limit
@@ -71,5 +72,14 @@ const char *recipe_partial(void *ud, const char *name, size_t *len);
 
 /* The step index of id, or -1. */
 int recipe_step_index(const recipe *r, const char *id);
+
+/* Hex SHA-256 of the definition's compact JSON (malloc'd; NULL on OOM).
+ * Definitions are normalised, so an unchanged file keeps its digest. */
+char *recipe_digest(const cJSON *def);
+
+/* The file's `enabled:` (default 1): whether a newly imported recipe
+ * starts enabled.  Stored in the definition only when the file says it;
+ * afterwards `recipe enable|disable` and the store decide. */
+int recipe_def_enabled(const cJSON *def);
 
 #endif

@@ -129,25 +129,28 @@ static void test_combinators(void **state) {
   assert_true(ev("not: { path: event.n, eq: 6 }"));
   assert_false(ev("not: { path: event.n, eq: 5 }"));
   assert_true(ev("not: { path: event.missing, eq: 5 }"));
-  assert_true(ev("all:\n  - any: [ { path: event.n, gt: 100 }, { path: event.n, lt: 10 } ]\n"
-                 "  - not: { all: [ { path: event.s, eq: x } ] }\n"));
+  assert_true(
+      ev("all:\n  - any: [ { path: event.n, gt: 100 }, { path: event.n, lt: 10 } ]\n"
+         "  - not: { all: [ { path: event.s, eq: x } ] }\n"));
 }
 
 static void test_json_shape(void **state) {
   (void)state;
-  cJSON *c = parse_ok("all:\n  - { path: event.n, gte: 7 }\n  - not: { path: event.s, regex: "
-                      "\"(?i)x\" }\n");
+  cJSON *c = parse_ok(
+      "all:\n  - { path: event.n, gte: 7 }\n  - not: { path: event.s, regex: "
+      "\"(?i)x\" }\n");
   char *s = cJSON_PrintUnformatted(c);
-  assert_string_equal(s, "{\"all\":[{\"path\":\"event.n\",\"gte\":7},"
-                         "{\"not\":{\"path\":\"event.s\",\"regex\":\"(?i)x\"}}]}");
+  assert_string_equal(s,
+                      "{\"all\":[{\"path\":\"event.n\",\"gte\":7},"
+                      "{\"not\":{\"path\":\"event.s\",\"regex\":\"(?i)x\"}}]}");
   free(s);
   cJSON_Delete(c);
 }
 
 static void test_parse_errors(void **state) {
   (void)state;
-  parse_err("{ path: event.s, regex: \"(unclosed\" }", "c.yaml:1:25: when.regex: ",
-            "invalid regular expression \"(unclosed\"");
+  parse_err("{ path: event.s, regex: \"(unclosed\" }",
+            "c.yaml:1:25: when.regex: ", "invalid regular expression \"(unclosed\"");
   parse_err("{ path: event.s, regex: \"(?i)[z-a]\" }", "when.regex: invalid regular expression",
             NULL);
   parse_err("{ path: event.n, gte: 7, lt: 9 }", "c.yaml:1:26: when.lt: one operator per condition",
@@ -163,8 +166,8 @@ static void test_parse_errors(void **state) {
             "when: 'all' cannot be combined with 'path'", NULL);
   parse_err("{ all: [ { path: event.n, eq: 1 } ], not: { path: event.n, eq: 1 } }",
             "'not' cannot be combined with 'all'", NULL);
-  parse_err("{ path: body.email, exists: true }", "c.yaml:1:9: when.path: ",
-            "a path starts with event, steps or run");
+  parse_err("{ path: body.email, exists: true }",
+            "c.yaml:1:9: when.path: ", "a path starts with event, steps or run");
   parse_err("{ path: event..x, exists: true }", "when.path: expected a dotted path", NULL);
   parse_err("{ path: [a], exists: true }", "when.path: expected a dotted path", "a list");
   parse_err("{ path: event.n, gte: [1] }", "when.gte: expected a number or a string", "a list");
@@ -189,8 +192,9 @@ static int stop_at_second(void *ud, const char *path) {
 
 static void test_paths(void **state) {
   (void)state;
-  cJSON *c = parse_ok("all:\n  - { path: event.a, eq: 1 }\n  - not: { path: steps.x.y, exists: "
-                      "true }\n  - any: [ { path: run.id, gt: 0 } ]\n");
+  cJSON *c = parse_ok(
+      "all:\n  - { path: event.a, eq: 1 }\n  - not: { path: steps.x.y, exists: "
+      "true }\n  - any: [ { path: run.id, gt: 0 } ]\n");
   buf b;
   buf_init(&b, BUF_UNLIMITED);
   assert_int_equal(cond_paths(c, collect, &b), 0);
@@ -203,14 +207,16 @@ static void test_paths(void **state) {
 
 static void test_describe(void **state) {
   (void)state;
-  cJSON *c = parse_ok("all:\n  - { path: steps.qualify.score, gte: 7 }\n  - any: [ { path: "
-                      "event.s, regex: \"(?i)x\" }, { path: event.t, exists: false } ]\n  - not: "
-                      "{ path: event.u, eq: \"a\" }\n");
+  cJSON *c = parse_ok(
+      "all:\n  - { path: steps.qualify.score, gte: 7 }\n  - any: [ { path: "
+      "event.s, regex: \"(?i)x\" }, { path: event.t, exists: false } ]\n  - not: "
+      "{ path: event.u, eq: \"a\" }\n");
   buf b;
   buf_init(&b, BUF_UNLIMITED);
   assert_int_equal(cond_describe(c, &b), 0);
-  assert_string_equal(b.data, "steps.qualify.score >= 7 and (event.s =~ /(?i)x/ or event.t does "
-                              "not exist) and not (event.u == \"a\")");
+  assert_string_equal(b.data,
+                      "steps.qualify.score >= 7 and (event.s =~ /(?i)x/ or event.t does "
+                      "not exist) and not (event.u == \"a\")");
   buf_release(&b);
   cJSON_Delete(c);
 }
@@ -242,11 +248,16 @@ static void test_malformed_stored(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_eq_ne),        cmocka_unit_test(test_order),
-      cmocka_unit_test(test_contains),     cmocka_unit_test(test_regex),
-      cmocka_unit_test(test_exists),       cmocka_unit_test(test_combinators),
-      cmocka_unit_test(test_json_shape),   cmocka_unit_test(test_parse_errors),
-      cmocka_unit_test(test_paths),        cmocka_unit_test(test_describe),
+      cmocka_unit_test(test_eq_ne),
+      cmocka_unit_test(test_order),
+      cmocka_unit_test(test_contains),
+      cmocka_unit_test(test_regex),
+      cmocka_unit_test(test_exists),
+      cmocka_unit_test(test_combinators),
+      cmocka_unit_test(test_json_shape),
+      cmocka_unit_test(test_parse_errors),
+      cmocka_unit_test(test_paths),
+      cmocka_unit_test(test_describe),
       cmocka_unit_test(test_malformed_stored),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
