@@ -18,40 +18,29 @@
  *   ran before it (steps.ID where ID is an earlier step); `when` runs
  *   before any step and may not read steps at all.  Templates may name any
  *   step: a missing one renders empty, which is Mustache's rule.
- * - Partials: every name a template names ({{> sig}}) is read from
- *   PARTIALS_DIR/NAME.mustache, syntax-checked, and its own partials
- *   followed, each name once (so mutual recursion terminates), to a depth
- *   of RECIPE_PARTIAL_DEPTH.  The texts are embedded in the definition:
- *   a stored version never depends on files that may change later.
- *   A problem with a partial is reported at the template that names it
- *   (found again by a walk of that config, on the error path only).
+ * - Partials named by templates are collected while fields are checked and
+ *   read after each config (recipe_partials.c); their texts are embedded
+ *   in the definition, so a stored version never depends on files that
+ *   may change later.
  * - Output key order is fixed (recipe.h), configs in field-table order and
  *   partials sorted by name, so the same recipe always gives the same JSON
  *   and the same digest, whatever the key order in the file.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "core/cond.h"
 #include "core/connector.h"
 #include "core/fields.h"
 #include "core/recipe.h"
+#include "core/recipe_partials.h"
 #include "core/yaml_doc.h"
 
 #define RECIPE_NAME_MAX 64
 #define STEP_ID_MAX 64
-#define RECIPE_PARTIAL_DEPTH 16
-#define PARTIAL_FILE_MAX (1u << 20)
-#define PARTIAL_NAME_MAX 128
 #define WHERE_MAX 384
-#define NO_PARENT SIZE_MAX
 
 static const field_spec retry_fields[] = {
     {.name = "max_attempts",
@@ -119,20 +108,9 @@ static const field_spec no_fields[] = {{.name = NULL}};
 
 typedef struct loader {
   const char *file;
-  const char *partials_dir;
   fields_ctx cx;
   perr *e;
-  /* Partials found so far; [0, resolved) have been read and checked. */
-  char **names;
-  char **texts;
-  size_t *parent;
-  int *depth;
-  size_t n, cap, resolved;
-  /* What the name callback is collecting for, and why it stopped. */
-  int cur_depth;
-  size_t cur_parent;
-  char *too_deep; /* the name past the depth limit */
-  int oom;
+  partial_set partials; /* every partial the templates name, read and checked */
 } loader;
 
 static int at(loader *ld, const ynode *n, const char *where, const char *fmt, ...)
@@ -148,226 +126,8 @@ static int at(loader *ld, const ynode *n, const char *where, const char *fmt, ..
 
 static int oom(loader *ld) { return perr_set(ld->e, "%s: out of memory", ld->file); }
 
-static void loader_release(loader *ld) {
-  for (size_t i = 0; i < ld->n; i++) {
-    free(ld->names[i]);
-    free(ld->texts[i]);
-  }
-  free(ld->names);
-  free(ld->texts);
-  free(ld->parent);
-  free(ld->depth);
-  free(ld->too_deep);
-}
-
-/* ---- partials ---- */
-
-static int on_partial(void *ud, const char *name) {
-  loader *ld = ud;
-  for (size_t i = 0; i < ld->n; i++)
-    if (!strcmp(ld->names[i], name)) return 0;
-  if (ld->cur_depth > RECIPE_PARTIAL_DEPTH) {
-    free(ld->too_deep);
-    ld->too_deep = strdup(name);
-    if (!ld->too_deep) ld->oom = 1;
-    return -1;
-  }
-  if (ld->n == ld->cap) {
-    size_t nc = ld->cap ? ld->cap * 2 : 8;
-    char **nn = realloc(ld->names, nc * sizeof *nn);
-    if (nn) ld->names = nn;
-    char **nt = realloc(ld->texts, nc * sizeof *nt);
-    if (nt) ld->texts = nt;
-    size_t *np = realloc(ld->parent, nc * sizeof *np);
-    if (np) ld->parent = np;
-    int *nd = realloc(ld->depth, nc * sizeof *nd);
-    if (nd) ld->depth = nd;
-    if (!nn || !nt || !np || !nd) {
-      ld->oom = 1;
-      return -1;
-    }
-    ld->cap = nc;
-  }
-  char *copy = strdup(name);
-  if (!copy) {
-    ld->oom = 1;
-    return -1;
-  }
-  ld->names[ld->n] = copy;
-  ld->texts[ld->n] = NULL;
-  ld->parent[ld->n] = ld->cur_parent;
-  ld->depth[ld->n] = ld->cur_depth;
-  ld->n++;
-  return 0;
-}
-
-/* Finding, on the error path, the template that names a partial. */
-typedef struct finder {
-  const char *name;
-  int hit;
-} finder;
-
-static int finder_cb(void *ud, const char *name) {
-  finder *f = ud;
-  if (strcmp(f->name, name)) return 0;
-  f->hit = 1;
-  return -1; /* stop the check: found */
-}
-
-static const ynode *find_user(const ynode *n, const char *name, const char *path, char *out,
-                              size_t size) {
-  if (n->kind == YN_SCALAR) {
-    finder f = {name, 0};
-    tpl_check(n->text, n->len, finder_cb, &f, NULL);
-    if (!f.hit) return NULL;
-    snprintf(out, size, "%s", path);
-    return n;
-  }
-  for (size_t i = 0; i < n->n; i++) {
-    char sub[WHERE_MAX];
-    if (n->kind == YN_MAP)
-      snprintf(sub, sizeof sub, "%s.%s", path, n->keys[i]->text);
-    else
-      snprintf(sub, sizeof sub, "%s[%zu]", path, i);
-    const ynode *hit = find_user(n->items[i], name, sub, out, size);
-    if (hit) return hit;
-  }
-  return NULL;
-}
-
-/* "partial 'inner' (included by 'mid' <- 'sig')" */
-static void partial_label(const loader *ld, size_t i, char *out, size_t size) {
-  size_t o = (size_t)snprintf(out, size, "partial '%s'", ld->names[i]);
-  const char *sep = " (included by ";
-  for (size_t p = ld->parent[i]; p != NO_PARENT && o < size; p = ld->parent[p]) {
-    o += (size_t)snprintf(out + o, size - o, "%s'%s'", sep, ld->names[p]);
-    sep = " <- ";
-  }
-  if (ld->parent[i] != NO_PARENT && o < size) snprintf(out + o, size - o, ")");
-}
-
-/* The message of a partial problem, pointing at the template (in cfg)
- * that led to it. */
-static int partial_error(loader *ld, size_t i, const ynode *cfg, const char *where, const char *fmt,
-                         ...) __attribute__((format(printf, 5, 6)));
-static int partial_error(loader *ld, size_t i, const ynode *cfg, const char *where, const char *fmt,
-                         ...) {
-  size_t root = i;
-  while (ld->parent[root] != NO_PARENT) root = ld->parent[root];
-  char path[WHERE_MAX], label[512], msg[768];
-  const ynode *user = find_user(cfg, ld->names[root], where, path, sizeof path);
-  if (!user) {
-    user = cfg;
-    snprintf(path, sizeof path, "%s", where);
-  }
-  partial_label(ld, i, label, sizeof label);
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  return at(ld, user, path, "%s %s", label, msg);
-}
-
-static int partial_name_ok(const char *s) {
-  size_t n = strlen(s);
-  if (!n || n > PARTIAL_NAME_MAX || s[0] == '.') return 0;
-  for (; *s; s++)
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-          *s == '_' || *s == '-' || *s == '.'))
-      return 0;
-  return 1;
-}
-
-/* Reads a partial file: a regular file, capped, without NUL.  On failure
- * returns NULL with *err an errno value, or EFBIG / EILSEQ. */
-static char *read_partial(const char *path, size_t *len, int *err) {
-  *err = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    *err = errno;
-    return NULL;
-  }
-  struct stat st;
-  char *text = NULL;
-  if (fstat(fd, &st)) {
-    *err = errno;
-  } else if (!S_ISREG(st.st_mode)) {
-    *err = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
-  } else if (st.st_size > (off_t)PARTIAL_FILE_MAX) {
-    *err = EFBIG;
-  } else if (!(text = malloc((size_t)st.st_size + 1))) {
-    *err = ENOMEM;
-  } else {
-    size_t n = 0, want = (size_t)st.st_size;
-    while (n < want) {
-      ssize_t r = read(fd, text + n, want - n);
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0) *err = errno;
-      if (r <= 0) break;
-      n += (size_t)r;
-    }
-    text[n] = '\0';
-    *len = n;
-    if (!*err && memchr(text, '\0', n)) *err = EILSEQ;
-  }
-  close(fd);
-  if (*err) {
-    free(text);
-    return NULL;
-  }
-  return text;
-}
-
-/* Reads and checks every partial collected but not yet read, following
- * their own partials.  cfg/where: the config whose templates named them. */
 static int resolve_partials(loader *ld, const ynode *cfg, const char *where) {
-  while (ld->resolved < ld->n) {
-    size_t i = ld->resolved;
-    const char *name = ld->names[i];
-    if (!partial_name_ok(name))
-      return partial_error(ld, i, cfg, where,
-                           "cannot name a file in the partials folder (use letters, digits, "
-                           "'-', '_' and '.', not starting with '.')");
-    if (!ld->partials_dir)
-      return partial_error(ld, i, cfg, where,
-                           "is used, but no partials folder is set (partials are read from "
-                           "NAME.mustache files in a partials/ folder beside the recipes)");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s.mustache", ld->partials_dir, name);
-    int err;
-    size_t len = 0;
-    char *text = read_partial(path, &len, &err);
-    if (!text) {
-      if (err == ENOENT)
-        return partial_error(ld, i, cfg, where, "not found: expected the file %s", path);
-      if (err == EFBIG)
-        return partial_error(ld, i, cfg, where, "is too large: %s exceeds %u KiB", path,
-                             PARTIAL_FILE_MAX >> 10);
-      if (err == EILSEQ)
-        return partial_error(ld, i, cfg, where, "cannot be used: %s contains a NUL byte", path);
-      if (err == EINVAL)
-        return partial_error(ld, i, cfg, where, "cannot be used: %s is not a regular file", path);
-      return partial_error(ld, i, cfg, where, "cannot be read: %s: %s", path, strerror(err));
-    }
-    ld->texts[i] = text;
-    ld->resolved++;
-    ld->cur_depth = ld->depth[i] + 1;
-    ld->cur_parent = i;
-    perr te;
-    te.msg[0] = '\0';
-    int rc = tpl_check(text, len, on_partial, ld, &te);
-    ld->cur_depth = 1;
-    ld->cur_parent = NO_PARENT;
-    if (rc) {
-      if (ld->oom) return oom(ld);
-      if (ld->too_deep)
-        return partial_error(ld, i, cfg, where,
-                             "includes '%s', nesting partials deeper than %d levels", ld->too_deep,
-                             RECIPE_PARTIAL_DEPTH);
-      return partial_error(ld, i, cfg, where, "(%s) is not a valid template: %s", path, te.msg);
-    }
-  }
-  return 0;
+  return partial_set_resolve(&ld->partials, ld->file, cfg, where, ld->e);
 }
 
 /* ---- names, ids and references ---- */
@@ -714,33 +474,6 @@ static int load_steps(loader *ld, const ynode *steps, cJSON **out) {
 
 /* ---- the recipe ---- */
 
-static int cmp_index_by_name(const void *a, const void *b, void *ud) {
-  char **names = ud;
-  return strcmp(names[*(const size_t *)a], names[*(const size_t *)b]);
-}
-
-static cJSON *partials_json(loader *ld) {
-  cJSON *obj = cJSON_CreateObject();
-  size_t *order = malloc((ld->n ? ld->n : 1) * sizeof *order);
-  if (!obj || !order) {
-    cJSON_Delete(obj);
-    free(order);
-    return NULL;
-  }
-  for (size_t i = 0; i < ld->n; i++) order[i] = i;
-  qsort_r(order, ld->n, sizeof *order, cmp_index_by_name, ld->names);
-  for (size_t i = 0; i < ld->n; i++) {
-    size_t j = order[i];
-    if (!cJSON_AddStringToObject(obj, ld->names[j], ld->texts[j])) {
-      cJSON_Delete(obj);
-      obj = NULL;
-      break;
-    }
-  }
-  free(order);
-  return obj;
-}
-
 /* Moves key from src to dst (when present); -1 on OOM. */
 static int move_item(cJSON *dst, cJSON *src, const char *key) {
   cJSON *it = cJSON_DetachItemFromObjectCaseSensitive(src, key);
@@ -787,8 +520,8 @@ static int load_root(loader *ld, const ynode *root, cJSON **def) {
   cJSON *s = steps;
   steps = NULL;
   if (add_item(out, "steps", s)) goto oom;
-  if (ld->n) {
-    cJSON *p = partials_json(ld);
+  if (ld->partials.n) {
+    cJSON *p = partial_set_json(&ld->partials);
     if (!p || add_item(out, "partials", p)) goto oom;
   }
   cJSON_Delete(top);
@@ -806,14 +539,14 @@ fail:
 
 static int load(const ynode *root, const char *file, const char *partials_dir, cJSON **def,
                 perr *e) {
-  loader ld = {
-      .file = file, .partials_dir = partials_dir, .e = e, .cur_depth = 1, .cur_parent = NO_PARENT};
+  loader ld = {.file = file, .e = e};
+  partial_set_init(&ld.partials, partials_dir);
   ld.cx.file = file;
-  ld.cx.on_partial = on_partial;
-  ld.cx.partial_ud = &ld;
+  ld.cx.on_partial = partial_set_note;
+  ld.cx.partial_ud = &ld.partials;
   int rc = load_root(&ld, root, def);
-  if (rc && ld.oom) oom(&ld);
-  loader_release(&ld);
+  if (rc && ld.partials.oom) oom(&ld); /* the template checker only saw a refusal */
+  partial_set_release(&ld.partials);
   return rc;
 }
 

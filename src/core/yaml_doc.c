@@ -223,6 +223,14 @@ static int build_map(ybuilder *b, yaml_event_t *start, int depth, ynode **out) {
       /* An alias key gets the alias message; anything else is a complex key. */
       if (ev.type == YAML_ALIAS_EVENT)
         build_node(b, &ev, depth + 1, NULL);
+      else if (ev.type == YAML_MAPPING_START_EVENT &&
+               ev.data.mapping_start.style == YAML_FLOW_MAPPING_STYLE &&
+               start->data.mapping_start.style == YAML_FLOW_MAPPING_STYLE)
+        /* `message: {{event.n}}` reads as a mapping inside a mapping: the
+         * classic unquoted-template mistake, so say so. */
+        at_error(b, &ev.start_mark,
+                 "a mapping key must be a plain string, not a list or mapping (a value that "
+                 "starts with '{{' must be quoted: \"{{...}}\")");
       else
         at_error(b, &ev.start_mark, "a mapping key must be a plain string, not a list or mapping");
       yaml_event_delete(&ev);

@@ -152,6 +152,9 @@ static void test_complex_keys(void **state) {
   (void)state;
   const char *k = "? [a, b]\n: 1\n";
   load_err(k, strlen(k), "t.yaml:1:3: a mapping key must be a plain string", NULL);
+  const char *tpl = "log:\n  message: {{event.n}}\n";
+  load_err(tpl, strlen(tpl), "t.yaml:2:13: a mapping key must be a plain string",
+           "a value that starts with '{{' must be quoted");
   const char *nul = "\"a\\0b\": 1\n";
   load_err(nul, strlen(nul), "t.yaml:1:1: a mapping key may not contain a NUL", NULL);
 }
