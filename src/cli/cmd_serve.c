@@ -95,11 +95,24 @@ int cmd_serve(int argc, char **argv, const cli_globals *g) {
   int rc = EXIT_RUNTIME, lock = -1;
   store *s = NULL;
   engine *en = NULL;
+  serve_state st = {0};
+  ev_signal sig_term, sig_int, sig_hup;
   struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
   if (!loop) {
     cli_fail(EXIT_RUNTIME, "cannot create the event loop");
     goto out;
   }
+  /* Watch signals before anything slow: a SIGTERM during start-up is then
+   * handled by the loop (a clean stop) instead of killing the process. */
+  signal(SIGPIPE, SIG_IGN);
+  st.loop = loop;
+  ev_signal_init(&sig_term, on_stop_signal, SIGTERM);
+  ev_signal_init(&sig_int, on_stop_signal, SIGINT);
+  ev_signal_init(&sig_hup, on_hup, SIGHUP);
+  sig_term.data = sig_int.data = &st;
+  ev_signal_start(loop, &sig_term);
+  ev_signal_start(loop, &sig_int);
+  ev_signal_start(loop, &sig_hup);
   if ((lock = daemon_lock_take(g->db_path, &e)) < 0) {
     cli_fail(EXIT_RUNTIME, "%s", e.msg);
     goto out;
@@ -110,22 +123,10 @@ int cmd_serve(int argc, char **argv, const cli_globals *g) {
     log_error("cannot start", "error=%s", log_q(e.msg));
     goto out;
   }
-  signal(SIGPIPE, SIG_IGN);
-  serve_state st = {en, loop, 0};
-  ev_signal sig_term, sig_int, sig_hup;
-  ev_signal_init(&sig_term, on_stop_signal, SIGTERM);
-  ev_signal_init(&sig_int, on_stop_signal, SIGINT);
-  ev_signal_init(&sig_hup, on_hup, SIGHUP);
-  sig_term.data = sig_int.data = &st;
-  ev_signal_start(loop, &sig_term);
-  ev_signal_start(loop, &sig_int);
-  ev_signal_start(loop, &sig_hup);
+  st.en = en;
   log_info("serving", "pid=%ld db=%s concurrency=%d", (long)getpid(), log_q(g->db_path),
            cfg.engine.concurrency);
   ev_run(loop, 0);
-  ev_signal_stop(loop, &sig_term);
-  ev_signal_stop(loop, &sig_int);
-  ev_signal_stop(loop, &sig_hup);
   if (engine_failed(en)) {
     log_error("stopped after a store failure", "error=%s", log_q(engine_failed(en)));
   } else {
@@ -133,6 +134,11 @@ int cmd_serve(int argc, char **argv, const cli_globals *g) {
     rc = EXIT_OK;
   }
 out:
+  if (loop) {
+    ev_signal_stop(loop, &sig_term);
+    ev_signal_stop(loop, &sig_int);
+    ev_signal_stop(loop, &sig_hup);
+  }
   engine_free(en);
   store_close(s);
   daemon_lock_drop(lock);

@@ -865,9 +865,14 @@ int engine_ingest(engine *en, const char *source, const char *dedupe_key, const 
   pending_ingest *p = calloc(1, sizeof *p);
   if (!p) return perr_set(e, "out of memory");
   store *s = engine_txn(en, e);
-  if (!s || intake_event(s, en->rs, source, dedupe_key, payload, len, en->cfg.max_event_bytes,
-                         clock_now_ms(), &p->r, e)) {
+  int rc = s ? intake_event(s, en->rs, source, dedupe_key, payload, len, en->cfg.max_event_bytes,
+                            clock_now_ms(), &p->r, e)
+             : INTAKE_STORE_FAILED;
+  if (rc) {
     free(p);
+    /* A store error dooms this iteration's transaction: everyone waiting on
+     * it is told, and the store stays the truth. */
+    if (rc == INTAKE_STORE_FAILED) engine_fail(en, e->msg);
     return -1;
   }
   p->cb = cb;

@@ -1,7 +1,7 @@
 /*
- * intake: payload checks, dedupe, and recipe matching for one event, inside
- * a savepoint of the caller's transaction so an event is stored with all
- * its runs or not at all.  The caller's commit is the acknowledgement.
+ * intake: payload checks, dedupe, and recipe matching for one event.  The
+ * caller's commit is the acknowledgement (see intake.h for why there is no
+ * savepoint per event).
  */
 #include "core/intake.h"
 
@@ -61,44 +61,50 @@ int intake_event(store *s, const recipe_set *rs, const char *source, const char 
                  intake_result *r, perr *e) {
   memset(r, 0, sizeof *r);
   if (!source || !*source) return perr_set(e, "event source is empty");
-  if (intake_check_payload(payload, len, max_bytes, e)) return -1;
+  if (intake_check_payload(payload, len, max_bytes, e)) return INTAKE_REFUSED;
   cJSON *event = parse_object(payload, len, e);
-  if (!event) return -1;
+  if (!event) return INTAKE_REFUSED;
   char key[40];
-  if (!dedupe_key) {
-    if (fresh_key(key, e)) goto fail_nosp;
-    dedupe_key = key;
-  }
+  int rc = INTAKE_REFUSED;
   /* Filters see the same shape as templates: { event: ... }. */
   cJSON *ctx = cJSON_CreateObject();
-  if (!ctx) {
-    perr_set(e, "out of memory");
-    goto fail_nosp;
+  if (!ctx || (!dedupe_key && fresh_key(key, e))) {
+    if (!ctx) perr_set(e, "out of memory");
+    goto out;
   }
+  if (!dedupe_key) dedupe_key = key;
+  /* Match before writing, so nothing after the first write can refuse. */
   cJSON_AddItemReferenceToObject(ctx, "event", event);
-  if (store_savepoint(s, e)) goto fail_ctx;
-  if (store_event_insert(s, source, dedupe_key, payload, len, now, &r->event_id, &r->created, e))
-    goto fail;
-  if (r->created) {
-    for (size_t i = 0; i < recipe_set_count(rs); i++) {
-      const recipe *rc = recipe_set_at(rs, i);
-      if (strcmp(rc->source, source) != 0) continue;
-      if (rc->when && !cond_eval(rc->when, ctx)) continue;
-      int64_t run_id;
-      if (store_run_insert(s, r->event_id, rc->name, rc->version, now, &run_id, e)) goto fail;
-      r->runs++;
-    }
+  size_t n = recipe_set_count(rs), nmatch = 0;
+  const recipe **match = n ? malloc(n * sizeof *match) : NULL;
+  if (n && !match) {
+    perr_set(e, "out of memory");
+    goto out;
   }
-  if (store_savepoint_release(s, e)) goto fail;
+  for (size_t i = 0; i < n; i++) {
+    const recipe *rc_i = recipe_set_at(rs, i);
+    if (strcmp(rc_i->source, source) == 0 && (!rc_i->when || cond_eval(rc_i->when, ctx)))
+      match[nmatch++] = rc_i;
+  }
+  rc = INTAKE_STORE_FAILED;
+  if (store_event_insert(s, source, dedupe_key, payload, len, now, &r->event_id, &r->created, e))
+    goto out_match;
+  for (size_t i = 0; r->created && i < nmatch; i++) {
+    int64_t run_id;
+    if (store_run_insert(s, r->event_id, match[i]->name, match[i]->version, now, &run_id, e))
+      goto out_match;
+    r->runs++;
+  }
+  rc = 0;
+out_match:
+  free(match);
+out:
   cJSON_Delete(ctx);
   cJSON_Delete(event);
-  return 0;
-fail:
-  store_savepoint_rollback(s);
-fail_ctx:
-  cJSON_Delete(ctx);
-fail_nosp:
-  cJSON_Delete(event);
-  memset(r, 0, sizeof *r);
-  return -1;
+  if (rc) {
+    int64_t id = r->event_id;
+    memset(r, 0, sizeof *r);
+    (void)id;
+  }
+  return rc;
 }

@@ -3,12 +3,20 @@
  * for `promptd emit`.
  *
  * intake_event() checks the payload (a JSON object, valid UTF-8, within
- * the size cap), stores the event under (source, dedupe_key) and one run
- * per enabled recipe whose trigger source and `when:` filter match, inside
- * a savepoint of the caller's open transaction: all of it or none.  A
- * dedupe key already stored for the source creates nothing and returns
- * the existing event id.  The caller commits (the daemon groups all intake
- * of one loop iteration into one commit) and acknowledges only then.
+ * the size cap), then stores the event under (source, dedupe_key) and one
+ * run per enabled recipe whose trigger source and `when:` filter match, in
+ * the caller's open transaction.  A dedupe key already stored for the
+ * source creates nothing and returns the existing event id.  The caller
+ * commits (the daemon groups all intake of one loop iteration into one
+ * commit) and acknowledges only then.
+ *
+ * All or nothing without a savepoint per event: every check that can
+ * refuse an event runs before the first write, so the only failures after
+ * it are the store's own (disk full, I/O error), after which SQLite advises
+ * rolling back the whole transaction anyway.  intake_event says which kind
+ * of failure it was (INTAKE_REFUSED: nothing written, the transaction is
+ * intact; INTAKE_STORE_FAILED: roll back).  A savepoint per event cost a
+ * quarter of intake throughput in tests/bench/intake_bench.
  */
 #ifndef PROMPTD_INTAKE_H
 #define PROMPTD_INTAKE_H
@@ -28,9 +36,11 @@ typedef struct intake_result {
   int runs;      /* runs created */
 } intake_result;
 
+enum { INTAKE_REFUSED = -1, INTAKE_STORE_FAILED = -2 };
+
 /* dedupe_key NULL: a fresh unique key (every call is a new event).
  * max_bytes 0: INTAKE_DEFAULT_MAX_EVENT_BYTES.  Requires an open
- * transaction on s. */
+ * transaction on s.  Returns 0, INTAKE_REFUSED or INTAKE_STORE_FAILED. */
 int intake_event(store *s, const recipe_set *rs, const char *source, const char *dedupe_key,
                  const char *payload, size_t len, size_t max_bytes, int64_t now,
                  intake_result *r, perr *e);

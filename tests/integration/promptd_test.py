@@ -77,6 +77,11 @@ class Case:
             p.wait()
             raise Failure("daemon did not stop within %d s" % timeout)
 
+    def serving(self, p):
+        """True once `promptd status` names p as the daemon serving the database."""
+        rc, out, _ = self.run("status", "--json")
+        return rc == 0 and json.loads(out)["daemon"]["pid"] == p.pid
+
     def sql(self, query, args=()):
         con = sqlite3.connect(self.db, timeout=10)
         try:

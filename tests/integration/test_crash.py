@@ -77,6 +77,7 @@ def body(c):
     except Failure:
         print("run counts:", c.sql("SELECT status, count(*) FROM runs GROUP BY status"))
         raise
+    c.wait_for("the daemon to serve", lambda: c.serving(daemon))
     rc = c.stop_daemon(daemon)
     c.check("daemon exits 0 on SIGTERM", rc == 0, "exit %d" % rc)
     print("killed the daemon %d times" % kills, flush=True)
