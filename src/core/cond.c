@@ -82,9 +82,18 @@ static int check_path(const ynode *v, const char *file, const char *where, perr 
   return at(e, file, v, where, "a path starts with event, steps or run, got \"%.80s\"", s);
 }
 
+static int has_nul(const ynode *v) {
+  if (v->kind == YN_SCALAR) return memchr(v->text, '\0', v->len) != NULL;
+  for (size_t i = 0; i < v->n; i++)
+    if (has_nul(v->items[i])) return 1;
+  return 0;
+}
+
 static int parse_operand(const char *op, const ynode *v, const char *file, const char *where,
                          cJSON **out, perr *e) {
   *out = NULL;
+  /* Stored as JSON strings read as C strings: a NUL would cut the value. */
+  if (has_nul(v)) return at(e, file, v, where, "a value may not contain a NUL character");
   if (!strcmp(op, "exists")) {
     int b = ynode_bool(v);
     if (b < 0) return at(e, file, v, where, "expected true or false, got %s", ynode_kind_name(v));
@@ -93,8 +102,6 @@ static int parse_operand(const char *op, const ynode *v, const char *file, const
     if (v->kind != YN_SCALAR || ynode_is_null(v))
       return at(e, file, v, where, "expected a regular expression string, got %s",
                 ynode_kind_name(v));
-    if (memchr(v->text, '\0', v->len))
-      return at(e, file, v, where, "a regular expression may not contain a NUL character");
     regex_t re;
     int rc = compile_re(v->text, &re);
     if (rc) {

@@ -177,6 +177,8 @@ static void test_parse_errors(void **state) {
   parse_err("all:\n  - { path: event.n, eq: 1 }\n  - { path: event.n, regex: \"[\" }\n",
             "c.yaml:3:29: when.all[1].regex: invalid regular expression", NULL);
   parse_err("not: 5", "when.not: expected a condition", NULL);
+  parse_err("{ path: event.s, eq: \"a\\0b\" }",
+            "c.yaml:1:22: when.eq: a value may not contain a NUL", NULL);
   parse_err("just text", "c.yaml:1:1: when: expected a condition", "a string");
 }
 
