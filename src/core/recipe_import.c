@@ -150,6 +150,10 @@ int recipe_import_path(store *s, const char *path, import_item **items_out, size
     else
       bad = !src || store_recipe_put(s, items[i].name, text, digest, src, files[i], now,
                                      &items[i].version, &items[i].changed, e);
+    /* `enabled: false` in the file wins over the store's default for a
+     * new version; otherwise enable/disable stays the operator's. */
+    if (!bad && items[i].changed && !recipe_def_enabled(defs[i]))
+      bad = store_recipe_set_enabled(s, items[i].name, 0, e) != 0;
     free(text);
     free(digest);
     free(src);
