@@ -24,7 +24,8 @@ static const char usage_text[] =
     "show     one recipe's stored definition and metadata\n"
     "enable   match new events again / disable: stop matching new events\n"
     "rm       remove the recipe; stored versions stay for the runs that used them\n"
-    "export   print the stored definition (JSON, which is also valid YAML)\n";
+    "export   print the stored definition: JSON, which is also YAML, with its\n"
+    "         partials inline, so `recipe import` takes it back unchanged\n";
 
 static int do_import(const char *path, int json, store *s) {
   import_item *items = NULL;

@@ -88,6 +88,10 @@ static const field_spec recipe_fields[] = {
      .type = FT_JSON,
      .flags = FIELD_REQUIRED | FIELD_EXTERNAL,
      .help = "the steps, in order: each an id, one action, optional if and retry"},
+    {.name = "partials",
+     .type = FT_TEMPLATE_MAP,
+     .help = "partials written inline, name -> template; used before partials/NAME.mustache "
+             "(recipe export writes them this way)"},
     {.name = NULL},
 };
 
@@ -489,6 +493,8 @@ static int load_root(loader *ld, const ynode *root, cJSON **def) {
                     "%s:%d:%d: expected a recipe (a mapping with name, trigger and steps), got %s",
                     ld->file, root->line, root->col, got);
   }
+  const ynode *inl = ynode_get(root, "partials");
+  if (inl && inl->kind == YN_MAP) ld->partials.inline_map = inl;
   if (fields_check(recipe_fields, root, &ld->cx, "", &top, ld->e)) return -1;
   const ynode *name = ynode_get(root, "name");
   if (!name_ok(name->text, RECIPE_NAME_MAX, 1, 1)) {

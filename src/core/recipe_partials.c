@@ -234,15 +234,23 @@ int partial_set_resolve(partial_set *ps, const char *file, const ynode *cfg, con
       return partial_error(ps, i, &w,
                            "cannot name a file in the partials folder (use letters, digits, "
                            "'-', '_' and '.', not starting with '.')");
-    if (!ps->dir)
+    char path[4096];
+    int err = 0;
+    size_t len = 0;
+    char *text = NULL;
+    const ynode *inl = ynode_get(ps->inline_map, name);
+    if (inl && inl->kind == YN_SCALAR) {
+      snprintf(path, sizeof path, "partials.%s", name);
+      if (!(text = strdup(inl->text))) return perr_set(e, "%s: out of memory", file);
+      len = strlen(text);
+    } else if (!ps->dir) {
       return partial_error(ps, i, &w,
                            "is used, but no partials folder is set (partials are read from "
                            "NAME.mustache files in a partials/ folder beside the recipes)");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s.mustache", ps->dir, name);
-    int err;
-    size_t len = 0;
-    char *text = read_partial(path, &len, &err);
+    } else {
+      snprintf(path, sizeof path, "%s/%s.mustache", ps->dir, name);
+      text = read_partial(path, &len, &err);
+    }
     if (!text) {
       if (err == ENOENT) return partial_error(ps, i, &w, "not found: expected the file %s", path);
       if (err == EFBIG)

@@ -1,7 +1,9 @@
 /*
  * recipe_partials: the partials a recipe's templates name, read from the
  * partials folder (DIR/NAME.mustache), each name once, following the
- * partials they name in turn, to a bounded depth.  Used by the recipe
+ * partials they name in turn, to a bounded depth.  A recipe may also carry
+ * its partials inline (`partials: { name: text }`), as `recipe export`
+ * writes them; those are used before the folder is looked at.  Used by the recipe
  * loader only: the loader hands partial_set_note to the field checks as
  * their partial callback, then calls partial_set_resolve after each config
  * so a problem is reported at the template that named the partial.
@@ -20,6 +22,9 @@
 
 typedef struct partial_set {
   const char *dir; /* NULL: no folder, any partial is an error */
+  /* The recipe's own `partials:` mapping (name -> text), or NULL. Inline
+   * partials win over files, so an exported recipe imports anywhere. */
+  const ynode *inline_map;
   /* Names in order of first use; [0, resolved) have been read and checked.
    * parent: index of the partial that named it, or SIZE_MAX for a recipe
    * template; depth: 1 for a recipe template's partial. */

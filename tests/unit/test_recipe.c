@@ -511,6 +511,29 @@ static void test_partials_embedded(void **state) {
   cJSON_Delete(def2);
 }
 
+/* `recipe export` prints the stored definition, partials inline; importing
+ * that text again gives the same definition even where the partials folder
+ * differs, because inline partials win over files. */
+static void test_export_roundtrip(void **state) {
+  (void)state;
+  write_partial("tone", "Be brief.");
+  cJSON *def = load_ok(ONE_STEP("  - id: a\n    log: { message: \"{{> tone}} Hi\" }\n"));
+  char *exported = cJSON_Print(def);
+  write_partial("tone", "Something else entirely.");
+  cJSON *again = load_ok(exported);
+  char *d1 = recipe_digest(def), *d2 = recipe_digest(again);
+  assert_string_equal(d1, d2);
+  free(d1);
+  free(d2);
+  free(exported);
+  cJSON_Delete(def);
+  cJSON_Delete(again);
+  /* an inline partial that is not a valid template is refused at import */
+  load_err("name: r\ntrigger: { event: { source: s } }\n"
+           "steps:\n  - id: a\n    log: { message: \"{{> x}}\" }\npartials: { x: \"{{#open\" }\n",
+           "r.yaml:", "partials");
+}
+
 static void test_load_file(void **state) {
   (void)state;
   char path[4400];
@@ -609,7 +632,7 @@ int main(void) {
       T(test_bad_regex),          T(test_kind_validate),   T(test_missing_partial),
       T(test_partial_depth),      T(test_valid_crash_csv), T(test_normalised_and_digest),
       T(test_partials_embedded),  T(test_load_file),       T(test_compile_rejects),
-      T(test_shipped_recipes),
+      T(test_shipped_recipes),    T(test_export_roundtrip),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
