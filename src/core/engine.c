@@ -554,18 +554,10 @@ static void start_step(active_run *ar) {
   }
 }
 
+/* A step whose begin is durable counts as in flight, even when shutdown
+ * was asked meanwhile: it runs and finishes like the others. */
 static void on_begin_committed(void *ud, int ok) {
-  active_run *ar = ud;
-  if (!ok) return;
-  if (ar->en->shutting_down) {
-    /* Nothing was done yet: leave the step to the next start. */
-    ar->phase = AR_OUTCOME_PENDING;
-    ar->out_cls = OUTCOME_CANCELLED;
-    ar->started_ms = clock_now_ms();
-    deliver_outcome(ar);
-    return;
-  }
-  start_step(ar);
+  if (ok) start_step(ud);
 }
 
 /* Runs with the step's resource held (or none needed). */
