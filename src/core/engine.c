@@ -93,6 +93,7 @@ struct engine {
   int64_t data_version;
   int need_schedule;
   int shutting_down;
+  int cancel_asked;
   void (*shutdown_done)(void *ud);
   void *shutdown_ud;
   char failed[1024];
@@ -923,26 +924,41 @@ int engine_start(engine *en, perr *e) {
   return 0;
 }
 
+/* First expiry: ask in-flight steps that can cancel to do so, and give
+ * them a short grace.  Then: whatever is still in flight is left to the
+ * next start (the store says `running`; start-up requeues it).  Runs in
+ * other phases have commits pending and finish by themselves. */
 static void on_shutdown_timeout(struct ev_loop *loop, ev_timer *w, int revents) {
-  (void)loop, (void)revents;
+  (void)revents;
   engine *en = w->data;
-  size_t asked = 0;
-  for (active_run *ar = en->runs; ar; ar = ar->next) {
-    const action_kind *k = ar->rc->steps[ar->position].kind;
-    if (ar->phase == AR_IN_FLIGHT && k->cancel) {
-      k->cancel(&ar->call);
-      asked++;
+  if (!en->cancel_asked) {
+    en->cancel_asked = 1;
+    size_t asked = 0;
+    for (active_run *ar = en->runs; ar; ar = ar->next) {
+      const action_kind *k = ar->rc->steps[ar->position].kind;
+      if (ar->phase == AR_IN_FLIGHT && k->cancel) {
+        k->cancel(&ar->call);
+        asked++;
+      }
+    }
+    log_warn("shutdown timeout: cancelling in-flight steps", "runs=%zu cancelled=%zu",
+             en->nactive, asked);
+    if (asked) {
+      ev_timer_set(w, 5., 0.);
+      ev_timer_start(loop, w);
+      return;
     }
   }
-  log_warn("shutdown timeout: in-flight steps left for the next start", "runs=%zu cancelled=%zu",
-           en->nactive, asked);
-  if (!asked) {
-    /* Nothing more will report: the store still says `running`, and the
-     * next start requeues these runs. */
-    while (en->runs) run_drop(en->runs);
-    en->need_schedule = 0;
-    maybe_finish_shutdown(en);
+  size_t left = 0;
+  for (active_run *ar = en->runs, *next; ar; ar = next) {
+    next = ar->next;
+    if (ar->phase != AR_IN_FLIGHT) continue;
+    run_drop(ar);
+    left++;
   }
+  if (left) log_warn("steps left for the next start", "runs=%zu", left);
+  en->need_schedule = 0;
+  maybe_finish_shutdown(en);
 }
 
 void engine_shutdown(engine *en, void (*done)(void *ud), void *ud) {
