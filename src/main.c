@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/config.h"
 #include "core/log.h"
 
 static const cli_command commands[] = {
@@ -104,6 +105,18 @@ static int take_globals(int argc, char **argv, cli_globals *g, char **db_default
   return out;
 }
 
+/* A configuration given to any command must be valid, even to commands that
+ * use none of it: a typo should never pass silently. */
+static int check_config(const cli_globals *g) {
+  config c;
+  perr e;
+  config_init(&c);
+  int rc = config_load(&c, g->config_path, &e);
+  config_release(&c);
+  if (rc) cli_fail(EXIT_RUNTIME, "%s", e.msg);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   cli_globals g = {0};
   char *db_default = NULL;
@@ -126,6 +139,8 @@ int main(int argc, char **argv) {
       if (strcmp(commands[i].name, argv[1]) == 0) cmd = &commands[i];
     if (!cmd) {
       rc = cli_fail(EXIT_USAGE, "unknown command '%s' (see promptd --help)", argv[1]);
+    } else if (g.config_path && !cli_wants_help(argc - 1, argv + 1) && check_config(&g)) {
+      rc = EXIT_RUNTIME;
     } else {
       rc = cmd->fn(argc - 1, argv + 1, &g);
     }

@@ -67,7 +67,9 @@ int cmd_emit(int argc, char **argv, const cli_globals *g) {
   intake_result r;
   int rc = EXIT_RUNTIME;
   if (recipe_set_load(s, &rs, &e) || store_begin(s, &e)) goto out;
-  if (intake_event(s, rs, source, dedupe, payload, len, max, clock_now_ms(), &r, &e)) {
+  int irc = intake_event(s, rs, source, dedupe, payload, len, max, clock_now_ms(), &r, &e);
+  if (irc == INTAKE_REFUSED) perr_prefix(&e, "event refused");
+  if (irc) {
     store_rollback(s);
     goto out;
   }

@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "core/cond.h"
+#include "core/config.h"
 #include "core/intake.h"
 #include "core/recipe.h"
 #include "core/store.h"
@@ -82,9 +83,16 @@ int cmd_test(int argc, char **argv, const cli_globals *g) {
   if (!def) return cli_fail(EXIT_RUNTIME, "%s", e.msg);
   recipe *r;
   if (recipe_compile(def, 0, 1, &r, &e)) return cli_fail(EXIT_RUNTIME, "%s", e.msg);
-  size_t len;
-  char *payload = cli_read_file(file, INTAKE_DEFAULT_MAX_EVENT_BYTES, &len, &e);
-  int checked = payload && !intake_check_payload(payload, len, 0, &e);
+  config cfg;
+  config_init(&cfg);
+  if (config_load(&cfg, g->config_path, &e)) {
+    recipe_free(r);
+    return cli_fail(EXIT_RUNTIME, "%s", e.msg);
+  }
+  size_t len, max = cfg.engine.max_event_bytes;
+  config_release(&cfg);
+  char *payload = cli_read_file(file, max, &len, &e);
+  int checked = payload && !intake_check_payload(payload, len, max, &e);
   cJSON *event = checked ? cJSON_Parse(payload) : NULL;
   free(payload);
   if (!cJSON_IsObject(event)) {

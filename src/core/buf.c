@@ -83,3 +83,11 @@ char *buf_detach(buf *b, size_t *len) {
   buf_init(b, b->max);
   return p;
 }
+
+char *mem_dup_str(const void *p, size_t n) {
+  char *out = malloc(n + 1);
+  if (!out) return NULL;
+  if (n) memcpy(out, p, n);
+  out[n] = '\0';
+  return out;
+}

@@ -38,5 +38,8 @@ int buf_addc(buf *b, char c);
 int buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 void buf_reset(buf *b); /* len = 0, keeps the allocation */
+/* n bytes of p, NUL-terminated, in a new allocation (NULL on OOM).  Unlike
+ * strndup it never looks past n bytes, so p need not hold a string. */
+char *mem_dup_str(const void *p, size_t n);
 
 #endif

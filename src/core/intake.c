@@ -39,7 +39,17 @@ static cJSON *parse_object(const char *payload, size_t len, perr *e) {
   cJSON *obj = cJSON_ParseWithLengthOpts(payload, len, &end, 0);
   if (!obj) {
     size_t at = end && end >= payload ? (size_t)(end - payload) : 0;
-    perr_set(e, "event is not valid JSON (near byte %zu)", at);
+    /* cJSON stops at CJSON_NESTING_LIMIT levels; say so rather than
+     * calling well-formed but deep JSON invalid. */
+    size_t depth = 0, deepest = 0;
+    for (size_t i = 0; i < at && i < len; i++) {
+      if (payload[i] == '[' || payload[i] == '{') deepest = ++depth > deepest ? depth : deepest;
+      if (payload[i] == ']' || payload[i] == '}') depth -= depth > 0;
+    }
+    if (deepest >= CJSON_NESTING_LIMIT)
+      perr_set(e, "event is nested more than %d levels deep", CJSON_NESTING_LIMIT);
+    else
+      perr_set(e, "event is not valid JSON (near byte %zu)", at);
     return NULL;
   }
   while (end && (size_t)(end - payload) < len && strchr(" \t\r\n", *end)) end++;

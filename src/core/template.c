@@ -648,7 +648,7 @@ static int render_range(rstate *st, const tree *t, const char *pname, int depth,
       i = nd->end - 1;
       break;
     case N_PARTIAL: {
-      char *name = strndup(nd->s, nd->len);
+      char *name = mem_dup_str(nd->s, nd->len);
       if (!name) return render_err(st, "out of memory loading a partial");
       if (depth >= st->max_depth) {
         char what[256];
@@ -720,7 +720,7 @@ int tpl_check(const char *src, size_t len, tpl_name_fn on_partial, void *ud, per
       seen = t.v[j].kind == N_PARTIAL && t.v[j].len == nd->len &&
              memcmp(t.v[j].s, nd->s, nd->len) == 0;
     if (seen) continue;
-    char *name = strndup(nd->s, nd->len);
+    char *name = mem_dup_str(nd->s, nd->len);
     if (!name) {
       r = perr_set(e, "out of memory checking a template");
       break;

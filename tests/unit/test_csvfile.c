@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "core/connector.h"
+#include "core/buf.h"
 #include "testutil.h"
 
 extern const action_kind action_csvfile;
@@ -120,7 +121,8 @@ typedef struct {
 static void on_field(void *s, size_t len, void *ud) {
   parsed *p = ud;
   assert_true(p->nrec < 16 && p->cur < 8);
-  p->cells[p->nrec][p->cur++] = strndup(s ? s : "", len);
+  /* libcsv's field buffer is not NUL-terminated: copy exactly len bytes. */
+  p->cells[p->nrec][p->cur++] = mem_dup_str(s ? s : "", s ? len : 0);
 }
 
 static void on_record(int c, void *ud) {
