@@ -143,8 +143,8 @@ int store_runs_runnable(store *s, int64_t now, const int64_t *exclude, size_t ne
   /* The exclusions (runs the engine already holds, at most its concurrency
    * limit) are filtered here rather than in SQL: asking for max + nexclude
    * rows is enough, and the statement stays one cached text.  INDEXED BY:
-   * without ANALYZE statistics the planner prefers runs_status and sorts the
-   * whole backlog; this order must come straight from the index. */
+   * without ANALYZE statistics the planner may pick another index and sort
+   * the whole backlog; this order must come straight from the index. */
   sqlite3_stmt *st = store_stmt(s, ST_RUNS_RUNNABLE,
                                 "SELECT id FROM runs INDEXED BY runs_runnable"
                                 " WHERE status IN ('queued', 'retrying')"
