@@ -62,7 +62,7 @@ static int join_path(char *out, size_t size, const char *dir, const char *name) 
   return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
-static int emit_samples(store *s, const char *dir, int *count, perr *e) {
+static int emit_samples(store *s, const char *dir, int *count, int *runs, perr *e) {
   char path[PATH_MAX];
   char sdir[PATH_MAX];
   if (join_path(sdir, sizeof sdir, dir, "samples")) return perr_set(e, "path too long: %s", dir);
@@ -102,6 +102,7 @@ static int emit_samples(store *s, const char *dir, int *count, perr *e) {
         goto out;
       }
       (*count)++;
+      *runs += r.runs;
     }
     cJSON_Delete(doc);
   }
@@ -206,7 +207,7 @@ int cmd_demo(int argc, char **argv, const cli_globals *g) {
   }
   if (!verbose) log_set_level(LOG_WARN);
 
-  int rc = EXIT_RUNTIME, emitted = 0;
+  int rc = EXIT_RUNTIME, emitted = 0, queued = 0;
   perr e;
   store *s = NULL;
   engine *en = NULL;
@@ -217,12 +218,13 @@ int cmd_demo(int argc, char **argv, const cli_globals *g) {
   snprintf(db, sizeof db, "%s/promptd.db", tmp);
   printf("promptd demo in %s\nrecipes from %s\n\n", tmp, rdir);
   if (!loop || store_open(&s, db, 0, &e) || recipe_import_path(s, rdir, &items, &nitems, &e) ||
-      emit_samples(s, rdir, &emitted, &e)) {
+      emit_samples(s, rdir, &emitted, &queued, &e)) {
     cli_fail(EXIT_RUNTIME, "%s", loop ? e.msg : "cannot create the event loop");
     goto out;
   }
   for (size_t i = 0; i < nitems; i++) printf("imported recipe %s\n", items[i].name);
-  printf("emitted %d sample events\n", emitted);
+  printf("emitted %d sample events: %d runs queued (an event that no recipe's trigger and\n"
+         "`when:` filter match starts none)\n", emitted, queued);
   engine_config cfg;
   engine_config_defaults(&cfg);
   cfg.retry.base_ms = 200; /* a demo should not sit in long backoffs */
