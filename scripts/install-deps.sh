@@ -3,8 +3,8 @@
 # test suite) from Debian 12's archive. Safe to run again.
 set -eu
 pkgs="build-essential cmake pkg-config libev-dev libcjson-dev libsqlite3-dev libyaml-dev
-      libcsv-dev libssl-dev"
-test_pkgs="libcmocka-dev python3"
+      libcsv-dev libssl-dev libcurl4-openssl-dev"
+test_pkgs="libcmocka-dev python3 python3-jsonschema"
 case "${1:-}" in
   --test) pkgs="$pkgs $test_pkgs" ;;
   "") ;;
