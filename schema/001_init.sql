@@ -73,7 +73,7 @@ CREATE TABLE runs (
   recipe_version  INTEGER NOT NULL,
   status          TEXT NOT NULL,
   attempt         INTEGER NOT NULL DEFAULT 0,   -- tries of the current step so far
-  next_attempt_at INTEGER NOT NULL,             -- when queued/retrying becomes due
+  next_attempt_at INTEGER NOT NULL,             -- when queued/retrying/budget becomes due
   last_error      TEXT,
   created_at      INTEGER NOT NULL,
   updated_at      INTEGER NOT NULL,
@@ -84,7 +84,11 @@ CREATE TABLE runs (
 -- a few rows.  Partial, so finished runs (the vast majority over time)
 -- cost it nothing.
 CREATE INDEX runs_runnable ON runs (next_attempt_at)
-  WHERE status IN ('queued', 'retrying');
+  WHERE status IN ('queued', 'retrying', 'budget');
+-- Runs waiting for a time (a retry, or a budget window): the scheduler's
+-- wake-up timer reads the earliest.  Fresh runs never enter it.
+CREATE INDEX runs_waiting ON runs (next_attempt_at)
+  WHERE status IN ('retrying', 'budget');
 -- Runs of one event; also what a foreign-key check on events needs.
 CREATE INDEX runs_event ON runs (event_id);
 -- No index on status or recipe: every intake pays for each index on runs,
@@ -136,4 +140,14 @@ CREATE TABLE usage (
   cached_tokens     INTEGER NOT NULL DEFAULT 0,
   cost_usd          REAL NOT NULL DEFAULT 0,
   PRIMARY KEY (day, provider, model, recipe)
+) STRICT, WITHOUT ROWID;
+
+-- Responses kept for steps that opt in to caching (`cache: 24h`): an
+-- identical request (key: hash of provider, model, messages, parameters and
+-- schema) reuses the stored answer until it expires.
+CREATE TABLE response_cache (
+  key        TEXT PRIMARY KEY,
+  response   TEXT NOT NULL,       -- JSON, as the step stored it
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;

@@ -20,6 +20,7 @@
  *   steps            (run_id, position) -> one row per step begun or skipped.
  *   cursors          poll position per trigger source.
  *   usage            GPT tokens and cost per day/provider/model/recipe.
+ *   response_cache   answers kept for steps that opt in to caching.
  *
  * Run states (runs.status) and the function performing each transition:
  *
@@ -27,14 +28,15 @@
  *     ^                 |  \--last step ok----------> succeeded
  *     |                 |--transient error--------> retrying --time--> (claimed again)
  *     |                 |--permanent / exhausted--> failed
+ *     |                 |--budget spent / quota---> budget --window--> (claimed again)
  *     |                 '--crash or shutdown------> (found running at start: queued)
- *     '------------- runs replay (from failed) -----'
+ *     '------------- runs replay (from failed or budget)
  *
  *   created queued ........................ store_run_insert (intake)
  *   claim, ok, retrying, failed ........... store_run_update (engine)
  *   found running at daemon start -> queued store_runs_requeue_running
- *   failed -> queued ...................... store_run_replay
- *   A run is runnable when queued, or retrying with next_attempt_at <= now
+ *   failed/budget -> queued ............... store_run_replay
+ *   A run is runnable when queued, or retrying/budget with next_attempt_at <= now
  *   (store_runs_runnable walks the partial index runs_runnable).
  *
  * Step rows: running -> succeeded | skipped | failed.

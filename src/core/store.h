@@ -15,8 +15,9 @@
  *     ^                 |  \--last step ok----------> succeeded
  *     |                 |--transient error--------> retrying --time--> (claimed again)
  *     |                 |--permanent / exhausted--> failed
+ *     |                 |--budget spent / quota---> budget --window--> (claimed again)
  *     |                 '--crash or shutdown------> (found running at start: queued)
- *     '------------- runs replay (from failed) -----'
+ *     '------------- runs replay (from failed or budget)
  *
  * Step rows (steps) exist from the moment a step begins:
  *   running -> succeeded | skipped | failed;  retrying keeps the row running
@@ -138,12 +139,12 @@ int store_run_insert(store *s, int64_t event_id, const char *recipe, int version
 int store_run_get(store *s, int64_t id, store_run *out, perr *e);
 /* Runs of an event, oldest first. */
 int store_runs_of_event(store *s, int64_t event_id, store_run **out, size_t *n, perr *e);
-/* Runs whose status is queued, or retrying with next_attempt_at <= now,
+/* Runs whose status is queued, or retrying/budget with next_attempt_at <= now,
  * oldest next_attempt_at first, skipping ids in `exclude` (those already in
  * hand); at most max. */
 int store_runs_runnable(store *s, int64_t now, const int64_t *exclude, size_t nexclude,
                         size_t max, int64_t *ids, size_t *n, perr *e);
-/* Earliest next_attempt_at among retrying runs; 1 when there is none. */
+/* Earliest next_attempt_at among retrying and budget runs; 1 when none. */
 int store_runs_next_wakeup(store *s, int64_t *at, perr *e);
 /* Sets status, attempt, next_attempt_at and last_error (NULL clears).
  * Returns 1 when there is no such run. */
@@ -163,9 +164,9 @@ typedef struct store_status_count {
 int store_runs_count_by_status(store *s, store_status_count *out, size_t max, size_t *n, perr *e);
 /* created_at of the oldest queued/retrying-due run; 1 when none. */
 int store_runs_oldest_runnable(store *s, int64_t now, int64_t *created_at, perr *e);
-/* failed -> queued, attempt 0, error cleared, the failed step's row deleted
- * so it runs again.  Returns 1 when the run does not exist, 2 when it is not
- * failed. */
+/* failed (or budget) -> queued, attempt 0, error cleared, the failed
+ * step's row deleted so it runs again.  Returns 1 when the run does not
+ * exist, 2 when it is neither failed nor waiting for budget. */
 int store_run_replay(store *s, int64_t id, int64_t now, perr *e);
 
 /* ---- steps ---- */
@@ -205,5 +206,37 @@ int store_step_finish(store *s, int64_t run_id, int position, const char *step_i
 /* Returns 1 when the source has no cursor yet. */
 int store_cursor_get(store *s, const char *source, char **cursor, perr *e);
 int store_cursor_set(store *s, const char *source, const char *cursor, int64_t now, perr *e);
+
+/* ---- usage (tokens, cost) and the response cache ---- */
+typedef struct store_usage_row {
+  char *recipe;       /* NULL in a total */
+  char *model;        /* NULL in a total */
+  int64_t calls;
+  int64_t prompt_tokens, completion_tokens, cached_tokens;
+  double cost_usd;
+} store_usage_row;
+void store_usage_rows_free(store_usage_row *v, size_t n);
+
+/* Adds one call's usage to its step row (run_id, position) and to the
+ * totals of (day, provider, model, recipe). day is "YYYY-MM-DD" (UTC). */
+int store_usage_add(store *s, int64_t run_id, int position, const char *day,
+                    const char *provider, const char *model, const char *recipe, int64_t calls,
+                    int64_t prompt_tokens, int64_t completion_tokens, int64_t cached_tokens,
+                    double cost_usd, perr *e);
+/* Sums per recipe and model over days >= since_day (NULL: all days),
+ * optionally one recipe; ordered by recipe, then model. */
+int store_usage_report(store *s, const char *since_day, const char *recipe,
+                       store_usage_row **out, size_t *n, perr *e);
+/* One day's totals, of all recipes (recipe NULL) or one: tokens are prompt
+ * plus completion. Zero when there is no usage. */
+int store_usage_day(store *s, const char *day, const char *recipe, int64_t *tokens,
+                    double *cost_usd, perr *e);
+
+/* The cached response for key when present and not expired at now;
+ * 1 when there is none. */
+int store_cache_get(store *s, const char *key, int64_t now, char **response, perr *e);
+/* Stores (or replaces) a response until expires_at. */
+int store_cache_put(store *s, const char *key, const char *response, int64_t now,
+                    int64_t expires_at, perr *e);
 
 #endif

@@ -64,6 +64,14 @@ enum store_stmt_id {
   ST_STEPS_OF_RUN,
   ST_STEP_BEGIN,
   ST_STEP_FINISH,
+  /* store_usage.c */
+  ST_USAGE_STEP,
+  ST_USAGE_DAY_ADD,
+  ST_USAGE_REPORT,
+  ST_USAGE_DAY_ALL,
+  ST_USAGE_DAY_RECIPE,
+  ST_CACHE_GET,
+  ST_CACHE_PUT,
   ST__COUNT
 };
 

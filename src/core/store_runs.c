@@ -2,11 +2,12 @@
  * store_runs: the runs table, the scheduler's side of the store.
  *
  * The run state machine is drawn at the top of store.c (and store.h).
- * Runnable means: status queued, or retrying with next_attempt_at <= now.
+ * Runnable means: status queued, or retrying/budget with next_attempt_at
+ * <= now.
  * A queued run's next_attempt_at is the time it became queued, so one order
  * (next_attempt_at, id) serves both: due retries and fresh runs interleave
  * by the time they became due, oldest first.  The partial index
- * runs_runnable holds only queued and retrying rows, so the scheduler's
+ * runs_runnable holds only queued, retrying and budget rows, so the scheduler's
  * query reads a handful of index entries however many runs have finished.
  */
 #include <stdio.h>
@@ -147,7 +148,7 @@ int store_runs_runnable(store *s, int64_t now, const int64_t *exclude, size_t ne
    * the whole backlog; this order must come straight from the index. */
   sqlite3_stmt *st = store_stmt(s, ST_RUNS_RUNNABLE,
                                 "SELECT id FROM runs INDEXED BY runs_runnable"
-                                " WHERE status IN ('queued', 'retrying')"
+                                " WHERE status IN ('queued', 'retrying', 'budget')"
                                 " AND (status = 'queued' OR next_attempt_at <= ?1)"
                                 " ORDER BY next_attempt_at, id LIMIT ?2",
                                 e);
@@ -191,7 +192,8 @@ static int one_int64(store *s, sqlite3_stmt *st, const char *what, int64_t *v, p
 
 int store_runs_next_wakeup(store *s, int64_t *at, perr *e) {
   sqlite3_stmt *st = store_stmt(s, ST_RUNS_NEXT_WAKEUP,
-                                "SELECT min(next_attempt_at) FROM runs WHERE status = 'retrying'",
+                                "SELECT min(next_attempt_at) FROM runs INDEXED BY runs_waiting"
+                                " WHERE status IN ('retrying', 'budget')",
                                 e);
   if (!st) return -1;
   return one_int64(s, st, "next retry time", at, e);
@@ -199,8 +201,8 @@ int store_runs_next_wakeup(store *s, int64_t *at, perr *e) {
 
 int store_runs_oldest_runnable(store *s, int64_t now, int64_t *created_at, perr *e) {
   sqlite3_stmt *st = store_stmt(s, ST_RUNS_OLDEST,
-                                "SELECT min(created_at) FROM runs"
-                                " WHERE status IN ('queued', 'retrying')"
+                                "SELECT min(created_at) FROM runs INDEXED BY runs_runnable"
+                                " WHERE status IN ('queued', 'retrying', 'budget')"
                                 " AND (status = 'queued' OR next_attempt_at <= ?1)",
                                 e);
   if (!st) return -1;
@@ -316,7 +318,11 @@ static int replay(store *s, int64_t id, int64_t now, perr *e) {
   if (sqlite3_bind_int64(st, 1, id) == SQLITE_OK) rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
     const unsigned char *status = sqlite3_column_text(st, 0);
-    if (!status || strcmp((const char *)status, "failed") != 0) ret = 2;
+    /* failed: resumes at the failed step; budget: the caller says the
+     * account or the cap has room again, so it should not wait longer. */
+    if (!status || (strcmp((const char *)status, "failed") != 0 &&
+                    strcmp((const char *)status, "budget") != 0))
+      ret = 2;
   } else if (rc == SQLITE_DONE) {
     ret = 1;
   } else {
