@@ -19,6 +19,7 @@
 
 #include "cli/cli.h"
 #include "core/clock.h"
+#include "core/config.h"
 #include "core/engine.h"
 #include "core/intake.h"
 #include "core/log.h"
@@ -208,6 +209,8 @@ int cmd_demo(int argc, char **argv, const cli_globals *g) {
   if (!verbose) log_set_level(LOG_WARN);
 
   int rc = EXIT_RUNTIME, emitted = 0, queued = 0;
+  config cfg;
+  config_init(&cfg);
   perr e;
   store *s = NULL;
   engine *en = NULL;
@@ -217,7 +220,7 @@ int cmd_demo(int argc, char **argv, const cli_globals *g) {
   char db[PATH_MAX + 16];
   snprintf(db, sizeof db, "%s/promptd.db", tmp);
   printf("promptd demo in %s\nrecipes from %s\n\n", tmp, rdir);
-  if (!loop || store_open(&s, db, 0, &e) || recipe_import_path(s, rdir, &items, &nitems, &e) ||
+  if (!loop || config_load(&cfg, NULL, &e) || store_open(&s, db, 0, &e) || recipe_import_path(s, rdir, &items, &nitems, &e) ||
       emit_samples(s, rdir, &emitted, &queued, &e)) {
     cli_fail(EXIT_RUNTIME, "%s", loop ? e.msg : "cannot create the event loop");
     goto out;
@@ -225,9 +228,7 @@ int cmd_demo(int argc, char **argv, const cli_globals *g) {
   for (size_t i = 0; i < nitems; i++) printf("imported recipe %s\n", items[i].name);
   printf("emitted %d sample events: %d runs queued (an event that no recipe's trigger and\n"
          "`when:` filter match starts none)\n", emitted, queued);
-  engine_config cfg;
-  engine_config_defaults(&cfg);
-  cfg.retry.base_ms = 200; /* a demo should not sit in long backoffs */
+  cfg.engine.retry.base_ms = 200; /* a demo should not sit in long backoffs */
   if (!(en = engine_new(loop, s, &cfg, &e)) || engine_start(en, &e)) {
     cli_fail(EXIT_RUNTIME, "%s", e.msg);
     goto out;
@@ -256,6 +257,7 @@ out:
   engine_free(en);
   store_close(s);
   import_items_free(items, nitems);
+  config_release(&cfg);
   if (loop) ev_loop_destroy(loop);
   if (chdir(cwd)) rc = EXIT_RUNTIME;
   if (keep)

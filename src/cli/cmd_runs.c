@@ -16,10 +16,11 @@ static const char usage_text[] =
     "       promptd runs replay ID\n"
     "\n"
     "list    newest first (default 100); statuses: queued, running, retrying,\n"
-    "        succeeded, failed\n"
+    "        budget, succeeded, failed\n"
     "show    the run, its event, and every step: input, output, timing, attempts, error\n"
     "replay  requeue a failed run from its failed step (earlier steps keep their\n"
-    "        stored output and are not repeated)\n";
+    "        stored output and are not repeated), or a run waiting in `budget`\n"
+    "        at once (after a raised cap or a topped-up account)\n";
 
 static const char *const statuses[] = {"queued", "running", "retrying", "succeeded", "failed",
                                        "budget", "awaiting_approval", NULL};
@@ -194,7 +195,11 @@ static int runs_replay(long long id, store *s) {
   perr e;
   int rc = store_run_replay(s, id, clock_now_ms(), &e);
   if (rc == 1) return cli_fail(EXIT_RUNTIME, "no run with id %lld", id);
-  if (rc == 2) return cli_fail(EXIT_RUNTIME, "run %lld has not failed; only failed runs are replayed", id);
+  if (rc == 2)
+    return cli_fail(EXIT_RUNTIME,
+                    "run %lld has not failed; only failed runs (and runs waiting for budget) are "
+                    "replayed",
+                    id);
   if (rc) return cli_fail(EXIT_RUNTIME, "%s", e.msg);
   printf("run %lld queued again from its failed step\n", id);
   return EXIT_OK;

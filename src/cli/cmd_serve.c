@@ -119,7 +119,7 @@ int cmd_serve(int argc, char **argv, const cli_globals *g) {
   }
   if (!(s = cli_open_store(g, 0))) goto out;
   if (recipes && import_dir(s, recipes)) goto out;
-  if (!(en = engine_new(loop, s, &cfg.engine, &e)) || engine_start(en, &e)) {
+  if (!(en = engine_new(loop, s, &cfg, &e)) || engine_start(en, &e)) {
     log_error("cannot start", "error=%s", log_q(e.msg));
     goto out;
   }

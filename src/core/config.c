@@ -31,12 +31,29 @@ static const field_spec log_fields[] = {
     {NULL, FT_STRING, 0, NULL, 0, 0, NULL, NULL},
 };
 
-static const field_spec config_fields[] = {
+static const field_spec core_fields[] = {
     {"engine", FT_OBJECT, 0, "scheduler limits and retry policy", 0, 0, NULL, engine_fields},
     {"log", FT_OBJECT, 0, "log level and format", 0, 0, NULL, log_fields},
     {"recipes_dir", FT_STRING, 0, "directory of recipes imported when serve starts", 0, 0, NULL, NULL},
-    {NULL, FT_STRING, 0, NULL, 0, 0, NULL, NULL},
 };
+#define CORE_FIELDS (sizeof core_fields / sizeof core_fields[0])
+#define MAX_SECTIONS 16
+
+/* The whole top-level table: the core's fields, then each connector's
+ * section as a nested mapping. */
+static void build_table(field_spec *tbl) {
+  size_t n = 0;
+  for (size_t i = 0; i < CORE_FIELDS; i++) tbl[n++] = core_fields[i];
+  for (size_t i = 0; connectors_config_sections[i].name && n < CORE_FIELDS + MAX_SECTIONS; i++) {
+    const config_section *cs = &connectors_config_sections[i];
+    tbl[n++] = (field_spec){cs->name, FT_OBJECT, 0, cs->help, 0, 0, NULL, cs->fields};
+  }
+  tbl[n] = (field_spec){NULL, FT_STRING, 0, NULL, 0, 0, NULL, NULL};
+}
+
+const cJSON *config_get_section(const config *c, const char *name) {
+  return c->sections ? cJSON_GetObjectItemCaseSensitive(c->sections, name) : NULL;
+}
 
 void config_init(config *c) {
   memset(c, 0, sizeof *c);
@@ -44,6 +61,7 @@ void config_init(config *c) {
 }
 
 void config_release(config *c) {
+  cJSON_Delete(c->sections);
   free(c->recipes_dir);
   free(c->log_level);
   free(c->log_format);
@@ -61,6 +79,7 @@ static void take_int(const cJSON *obj, const char *key, long *out) {
 }
 
 int config_load(config *c, const char *path, perr *e) {
+  if (!c->sections && !(c->sections = cJSON_CreateObject())) return perr_set(e, "out of memory");
   if (!path) return 0;
   ynode *root = NULL;
   if (ydoc_load_file(path, &root, e)) return -1;
@@ -71,7 +90,14 @@ int config_load(config *c, const char *path, perr *e) {
     perr_set(e, "%s:%d:%d: the configuration must be a mapping", path, root->line, root->col);
     goto out;
   }
-  if (fields_check(config_fields, root, &cx, "config", &j, e)) goto out;
+  field_spec tbl[CORE_FIELDS + MAX_SECTIONS + 1];
+  build_table(tbl);
+  if (fields_check(tbl, root, &cx, "config", &j, e)) goto out;
+  for (size_t i = 0; connectors_config_sections[i].name; i++) {
+    const char *name = connectors_config_sections[i].name;
+    cJSON *sec = cJSON_DetachItemFromObjectCaseSensitive(j, name);
+    if (sec) cJSON_AddItemToObject(c->sections, name, sec);
+  }
   const cJSON *eng = cJSON_GetObjectItemCaseSensitive(j, "engine");
   long v;
   v = c->engine.concurrency, take_int(eng, "concurrency", &v), c->engine.concurrency = (int)v;

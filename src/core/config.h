@@ -12,16 +12,30 @@
  *     format: logfmt             # logfmt | json
  *   recipes_dir: /etc/promptd/recipes   # imported by `serve` at start
  *
- * Later connector sections (providers, http, ...) join this table.
+ * Connectors add their own sections (e.g. `providers:`) through the table
+ * connectors_config_sections in connectors.c; a kind reads its section with
+ * config_get_section().
  */
 #ifndef PROMPTD_CONFIG_H
 #define PROMPTD_CONFIG_H
 
+#include <cjson/cJSON.h>
+
 #include "core/engine.h"
 #include "core/err.h"
+#include "core/fields.h"
+
+/* A top-level configuration section owned by a connector. */
+typedef struct config_section {
+  const char *name;
+  const field_spec *fields;
+  const char *help;
+} config_section;
+extern const config_section connectors_config_sections[]; /* {NULL} ends it */
 
 typedef struct config {
   engine_config engine;
+  cJSON *sections;     /* connector sections by name, as checked; never NULL after load */
   char *recipes_dir;   /* or NULL */
   char *log_level;     /* or NULL */
   char *log_format;    /* or NULL */
@@ -31,5 +45,7 @@ void config_init(config *c);
 void config_release(config *c);
 /* path NULL: defaults only. Applies log settings as it loads them. */
 int config_load(config *c, const char *path, perr *e);
+/* A connector's section (checked JSON), or NULL when the file has none. */
+const cJSON *config_get_section(const config *c, const char *name);
 
 #endif

@@ -25,6 +25,7 @@
 #define PROMPTD_CONNECTOR_H
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/err.h"
@@ -38,9 +39,15 @@ typedef enum {
   OUTCOME_RETRY,     /* transient: try again later */
   OUTCOME_FAIL,      /* permanent: the run fails with the detail */
   OUTCOME_CANCELLED, /* stopped by shutdown; the step runs again on restart */
+  OUTCOME_BUDGET,    /* a spending cap or the account's quota: the run waits in
+                      * status `budget` for retry_after_ms (default 15 min) */
 } outcome_class;
 
 const char *outcome_class_name(outcome_class c);
+
+/* Shared services for kinds that need more than their input (core/runtime.h):
+ * the loop, the HTTP client, the configuration, the store API. */
+typedef struct runtime runtime;
 
 typedef struct action_call action_call;
 struct action_call {
@@ -53,8 +60,21 @@ struct action_call {
   const char *recipe;
   const char *step_id;
   void *priv;           /* the action's own, for an asynchronous start */
+  runtime *rt;
+  void *kind_state;     /* what the kind's init() made, or NULL */
   void *engine_priv;    /* the engine's */
 };
+
+/* What one call to a paid service cost.  Recorded with the step's outcome,
+ * in the same transaction, whatever the outcome (a failed call is billed
+ * too); may be reported several times before action_done. */
+typedef struct action_usage_rec {
+  const char *provider, *model;
+  int64_t calls;
+  int64_t prompt_tokens, completion_tokens, cached_tokens;
+  double cost_usd;
+} action_usage_rec;
+void action_usage(action_call *c, const action_usage_rec *u);
 
 /* Reports the one outcome of a started call.  Takes ownership of output.
  * detail: for RETRY/FAIL, why (stored on the run, shown by `runs show`). */
@@ -89,6 +109,15 @@ typedef struct action_kind {
   int (*start)(action_call *c, perr *e);
   /* Optional: asked to stop early at shutdown; still reports one outcome. */
   void (*cancel)(action_call *c);
+  /* Optional: shared state made once per engine before any step runs
+   * (rate limiters, budget ledgers), handed to every call as kind_state,
+   * and released by shutdown() after the last step. */
+  int (*init)(runtime *rt, void **state, perr *e);
+  void (*shutdown)(void *state);
+  /* Optional: asked before a step begins (c has input, rt, kind_state; no
+   * attempt is counted yet).  0: go ahead; > 0: the run waits that many ms
+   * in status `budget`, with why saying what cap was reached. */
+  long (*gate)(action_call *c, char *why, size_t why_len);
 } action_kind;
 
 enum {
@@ -121,5 +150,7 @@ const action_kind *connectors_action(const char *name);
 const trigger_kind *connectors_trigger(const char *name);
 extern const action_kind *const connectors_actions[];
 extern const trigger_kind *const connectors_triggers[];
+/* How many action kinds there are (connectors_actions is NULL-terminated). */
+size_t connectors_action_count(void);
 
 #endif

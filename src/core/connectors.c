@@ -4,6 +4,7 @@
  */
 #include <string.h>
 
+#include "core/config.h"
 #include "core/connector.h"
 
 extern const trigger_kind trigger_event;
@@ -20,6 +21,17 @@ const action_kind *const connectors_actions[] = {
     &action_csvfile,
     NULL,
 };
+
+/* Configuration sections that belong to connectors (config.h). */
+const config_section connectors_config_sections[] = {
+    {NULL, NULL, NULL},
+};
+
+size_t connectors_action_count(void) {
+  size_t n = 0;
+  while (connectors_actions[n]) n++;
+  return n;
+}
 
 const trigger_kind *connectors_trigger(const char *name) {
   for (size_t i = 0; connectors_triggers[i]; i++)
@@ -39,6 +51,7 @@ const char *outcome_class_name(outcome_class c) {
     case OUTCOME_RETRY: return "retry";
     case OUTCOME_FAIL: return "fail";
     case OUTCOME_CANCELLED: return "cancelled";
+    case OUTCOME_BUDGET: return "budget";
   }
   return "unknown";
 }

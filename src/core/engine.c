@@ -235,18 +235,28 @@ int engine_ingest(engine *en, const char *source, const char *dedupe_key, const 
 
 /* ---- life cycle ---- */
 
-engine *engine_new(struct ev_loop *loop, store *s, const engine_config *cfg, perr *e) {
+engine *engine_new(struct ev_loop *loop, store *s, const config *cfg, perr *e) {
   engine *en = calloc(1, sizeof *en);
-  if (!en) {
+  size_t nkinds = connectors_action_count();
+  if (en) en->kind_states = calloc(nkinds ? nkinds : 1, sizeof *en->kind_states);
+  if (!en || !en->kind_states) {
+    free(en);
     perr_set(e, "out of memory");
     return NULL;
   }
   en->loop = loop;
   en->st = s;
-  if (cfg)
-    en->cfg = *cfg;
-  else
-    engine_config_defaults(&en->cfg);
+  config_init(&en->own_cfg);
+  if (!cfg) {
+    if (config_load(&en->own_cfg, NULL, e)) {
+      free(en->kind_states);
+      free(en);
+      return NULL;
+    }
+    cfg = &en->own_cfg;
+  }
+  en->cfg = cfg->engine;
+  en->rt = (runtime){.loop = loop, .st = s, .cfg = cfg};
   if (en->cfg.concurrency < 1) en->cfg.concurrency = 1;
   ev_prepare_init(&en->prepare, on_prepare);
   en->prepare.data = en;
@@ -258,8 +268,21 @@ engine *engine_new(struct ev_loop *loop, store *s, const engine_config *cfg, per
   return en;
 }
 
+void *engine_kind_state(const engine *en, const action_kind *k) {
+  for (size_t i = 0; connectors_actions[i]; i++)
+    if (connectors_actions[i] == k) return en->kind_states[i];
+  return NULL;
+}
+
 int engine_start(engine *en, perr *e) {
   int n = 0;
+  for (size_t i = 0; connectors_actions[i]; i++) {
+    const action_kind *k = connectors_actions[i];
+    if (k->init && k->init(&en->rt, &en->kind_states[i], e)) {
+      perr_prefix(e, "%s", k->name);
+      return -1;
+    }
+  }
   if (store_begin(en->st, e)) return -1;
   if (store_runs_requeue_running(en->st, clock_now_ms(), &n, e)) {
     store_rollback(en->st);
@@ -371,5 +394,10 @@ void engine_free(engine *en) {
     free(v);
   }
   recipe_set_free(en->rs);
+  for (size_t i = 0; connectors_actions[i]; i++)
+    if (connectors_actions[i]->shutdown && en->kind_states[i])
+      connectors_actions[i]->shutdown(en->kind_states[i]);
+  free(en->kind_states);
+  config_release(&en->own_cfg);
   free(en);
 }

@@ -40,6 +40,7 @@
 #include "core/store.h"
 
 struct ev_loop;
+struct config;
 typedef struct engine engine;
 
 typedef struct engine_config {
@@ -52,9 +53,12 @@ typedef struct engine_config {
 
 void engine_config_defaults(engine_config *c);
 
-engine *engine_new(struct ev_loop *loop, store *s, const engine_config *cfg, perr *e);
-/* Requeues runs left running by a previous process, loads recipes, arms
- * the watchers. Runs start on the next loop iteration. */
+/* cfg (may be NULL: defaults) must outlive the engine: action kinds read
+ * their sections from it. */
+engine *engine_new(struct ev_loop *loop, store *s, const struct config *cfg, perr *e);
+/* Requeues runs left running by a previous process, loads recipes, makes
+ * each action kind's shared state (init), arms the watchers. Runs start on
+ * the next loop iteration. */
 int engine_start(engine *en, perr *e);
 /* Stops intake and new steps, lets in-flight steps finish (up to the
  * shutdown timeout; then asks them to cancel), commits, calls done once. */

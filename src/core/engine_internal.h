@@ -19,8 +19,10 @@
 
 #include <ev.h>
 
+#include "core/config.h"
 #include "core/engine.h"
 #include "core/recipe_set.h"
+#include "core/runtime.h"
 
 typedef enum {
   AR_IDLE,            /* between steps, its writes awaiting commit */
@@ -53,6 +55,8 @@ struct active_run {
   char *out_detail;
   long out_retry_after;
   ev_timer deliver;
+  action_usage_rec *usage;   /* reported by the action this attempt; strings owned */
+  size_t nusage;
 };
 
 struct resource {
@@ -76,6 +80,9 @@ struct engine {
   struct ev_loop *loop;
   store *st;
   engine_config cfg;
+  config own_cfg;            /* defaults, when engine_new got no configuration */
+  runtime rt;
+  void **kind_states;        /* per connectors_actions[i], from its init() */
   recipe_set *rs;
   version_entry *versions;
   ev_prepare prepare;
@@ -108,6 +115,9 @@ void run_settle(active_run *ar, const char *status, int64_t next_at, const char 
 void run_drop(active_run *ar);
 /* Begins the current step; the caller holds its resource, if any. */
 void begin_step(active_run *ar);
+
+/* The kind's shared state (from its init), or NULL. */
+void *engine_kind_state(const engine *en, const action_kind *k);
 
 /* engine_resource.c: 1 when ar holds the resource now, 0 when it waits
  * its turn (begin_step is called when the turn comes), -1 out of memory. */

@@ -44,7 +44,18 @@ static const recipe *version_get(engine *en, const char *name, int version, perr
   return r;
 }
 
+static void usage_clear(active_run *ar) {
+  for (size_t i = 0; i < ar->nusage; i++) {
+    free((char *)ar->usage[i].provider);
+    free((char *)ar->usage[i].model);
+  }
+  free(ar->usage);
+  ar->usage = NULL;
+  ar->nusage = 0;
+}
+
 static void step_clear(active_run *ar) {
+  usage_clear(ar);
   cJSON_Delete(ar->input);
   cJSON_Delete(ar->state);
   cJSON_Delete(ar->out_output);
@@ -153,6 +164,43 @@ static void undo_attempt(active_run *ar) {
               ar->rc->steps[ar->position].id, log_q(e.msg));
 }
 
+void action_usage(action_call *c, const action_usage_rec *u) {
+  active_run *ar = c->engine_priv;
+  if (!ar || ar->phase != AR_IN_FLIGHT) return;
+  action_usage_rec *p = realloc(ar->usage, (ar->nusage + 1) * sizeof *p);
+  if (!p) {
+    log_error("usage not recorded: out of memory", "run=%lld", (long long)ar->id);
+    return;
+  }
+  ar->usage = p;
+  action_usage_rec *r = &p[ar->nusage];
+  *r = *u;
+  r->provider = strdup(u->provider ? u->provider : "");
+  r->model = strdup(u->model ? u->model : "");
+  if (!r->provider || !r->model) {
+    free((char *)r->provider);
+    free((char *)r->model);
+    log_error("usage not recorded: out of memory", "run=%lld", (long long)ar->id);
+    return;
+  }
+  ar->nusage++;
+}
+
+static int flush_usage(active_run *ar, store *s, int64_t now, perr *e) {
+  char day[32];
+  clock_format_ms(now, day, sizeof day);
+  day[10] = '\0'; /* YYYY-MM-DD of the UTC timestamp */
+  for (size_t i = 0; i < ar->nusage; i++) {
+    const action_usage_rec *u = &ar->usage[i];
+    if (store_usage_add(s, ar->id, ar->position, day, u->provider, u->model, ar->rc->name,
+                        u->calls, u->prompt_tokens, u->completion_tokens, u->cached_tokens,
+                        u->cost_usd, e))
+      return -1;
+  }
+  usage_clear(ar);
+  return 0;
+}
+
 static void deliver_outcome(active_run *ar) {
   engine *en = ar->en;
   const recipe_step *st = &ar->rc->steps[ar->position];
@@ -161,6 +209,11 @@ static void deliver_outcome(active_run *ar) {
   perr e;
   store *s = engine_txn(en, &e);
   if (!s) {
+    engine_fail(en, e.msg);
+    return;
+  }
+  /* Billed whatever the outcome: usage goes in with it. */
+  if (flush_usage(ar, s, now, &e)) {
     engine_fail(en, e.msg);
     return;
   }
@@ -217,6 +270,20 @@ static void deliver_outcome(active_run *ar) {
       run_settle(ar, "queued", 0, NULL);
       return;
     }
+    case OUTCOME_BUDGET: {
+      long wait = ar->out_retry_after > 0 ? ar->out_retry_after : 15L * 60 * 1000;
+      if (store_step_finish(s, ar->id, ar->position, st->id, "running", NULL, detail, now, took,
+                            &e)) {
+        engine_fail(en, e.msg);
+        return;
+      }
+      log_warn("run waits for budget", "run=%lld recipe=%s step=%s wait_ms=%ld reason=%s",
+               (long long)ar->id, ar->rc->name, st->id, wait, log_q(detail));
+      char msg[1200];
+      snprintf(msg, sizeof msg, "step %s: %s", st->id, detail);
+      run_settle(ar, "budget", now + wait, msg);
+      return;
+    }
     case OUTCOME_FAIL:
       ar->started_ms = ar->started_ms ? ar->started_ms : now;
       fail_run(ar, "failed", detail);
@@ -260,6 +327,8 @@ static void start_step(active_run *ar) {
       .attempt = ar->attempt,
       .recipe = ar->rc->name,
       .step_id = st->id,
+      .rt = &en->rt,
+      .kind_state = engine_kind_state(en, st->kind),
       .engine_priv = ar,
   };
   ar->phase = AR_IN_FLIGHT;
@@ -342,6 +411,28 @@ static void advance(active_run *ar) {
     if (st->kind->prepare(st->cfg, ar->ctx, &env, &ar->input, &e)) {
       fail_run(ar, "failed", e.msg);
       return;
+    }
+    if (st->kind->gate) {
+      action_call probe = {.loop = en->loop,
+                           .input = ar->input,
+                           .run_id = ar->id,
+                           .position = ar->position,
+                           .attempt = ar->attempt + 1,
+                           .recipe = rc->name,
+                           .step_id = st->id,
+                           .rt = &en->rt,
+                           .kind_state = engine_kind_state(en, st->kind)};
+      char why[600] = "";
+      long wait = st->kind->gate(&probe, why, sizeof why);
+      if (wait > 0) {
+        char msg[700];
+        snprintf(msg, sizeof msg, "step %s: %s", st->id, why[0] ? why : "waiting for budget");
+        log_info("run waits for budget", "run=%lld recipe=%s step=%s wait_ms=%ld reason=%s",
+                 (long long)ar->id, rc->name, st->id, wait, log_q(why));
+        step_clear(ar);
+        run_settle(ar, "budget", clock_now_ms() + wait, msg);
+        return;
+      }
     }
     if (st->kind->resource) {
       const char *name = st->kind->resource(ar->input);

@@ -49,6 +49,7 @@ const char *field_type_name(field_type t) {
     case FT_JSON: return "any YAML value";
     case FT_COND: return "a condition";
     case FT_OBJECT: return "a mapping";
+    case FT_OBJECT_MAP: return "a mapping of names to mappings";
   }
   return "a value";
 }
@@ -296,6 +297,34 @@ static int check_template_map(const ynode *v, const fields_ctx *cx, const char *
   return 0;
 }
 
+/* Named entries of one shape, e.g. `providers: { openai: {...}, local: {...} }`. */
+static int check_object_map(const field_spec *f, const ynode *v, const fields_ctx *cx,
+                            const char *path, cJSON **out, perr *e) {
+  if (v->kind != YN_MAP) {
+    char got[96];
+    fields_describe_value(v, got, sizeof got);
+    return at(e, cx, v, path, "expected %s, got %s", field_type_name(FT_OBJECT_MAP), got);
+  }
+  cJSON *obj = cJSON_CreateObject();
+  if (!obj) return oom(e, cx);
+  for (size_t i = 0; i < v->n; i++) {
+    char sub[PATH_MAX_LEN];
+    snprintf(sub, sizeof sub, "%s.%s", path, v->keys[i]->text);
+    cJSON *item = NULL;
+    if (fields_check(f->sub, v->items[i], cx, sub, &item, e)) {
+      cJSON_Delete(obj);
+      return -1;
+    }
+    if (!cJSON_AddItemToObject(obj, v->keys[i]->text, item)) {
+      cJSON_Delete(item);
+      cJSON_Delete(obj);
+      return oom(e, cx);
+    }
+  }
+  *out = obj;
+  return 0;
+}
+
 int fields_check_value(const field_spec *f, const ynode *v, const fields_ctx *cx, const char *path,
                        cJSON **out, perr *e) {
   *out = NULL;
@@ -337,6 +366,7 @@ int fields_check_value(const field_spec *f, const ynode *v, const fields_ctx *cx
       break;
     case FT_COND: return cond_parse(v, file_of(cx), path, out, e);
     case FT_OBJECT: return fields_check(f->sub, v, cx, path, out, e);
+    case FT_OBJECT_MAP: return check_object_map(f, v, cx, path, out, e);
   }
   if (!*out) return oom(e, cx);
   return 0;

@@ -28,6 +28,7 @@ typedef enum {
   FT_JSON,          /* any value, kept as JSON (schemas, Block Kit) */
   FT_COND,          /* a condition (see cond.h) */
   FT_OBJECT,        /* a nested mapping checked against `sub` */
+  FT_OBJECT_MAP,    /* a mapping of names to mappings, each checked against `sub` */
 } field_type;
 
 enum { FIELD_REQUIRED = 1u << 0 };

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/config.h"
 #include "core/engine.h"
 #include "core/log.h"
 #include "core/recipe_import.h"
@@ -192,10 +193,11 @@ static void emit_n(const char *source, int n) {
 }
 
 static size_t run_with_limit(int global) {
-  engine_config cfg;
-  engine_config_defaults(&cfg);
-  cfg.concurrency = global;
+  config cfg;
+  config_init(&cfg);
   perr e;
+  assert_int_equal(config_load(&cfg, NULL, &e), 0);
+  cfg.engine.concurrency = global;
   engine *en = engine_new(g_loop, g_store, &cfg, &e);
   assert_int_equal(engine_start(en, &e), 0);
   sampler s = {en, 0, {0}};
@@ -206,6 +208,7 @@ static size_t run_with_limit(int global) {
   ev_check_stop(g_loop, &s.w);
   assert_null(engine_failed(en));
   engine_free(en);
+  config_release(&cfg);
   return s.max_active;
 }
 
