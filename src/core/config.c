@@ -46,7 +46,7 @@ static void build_table(field_spec *tbl) {
   for (size_t i = 0; i < CORE_FIELDS; i++) tbl[n++] = core_fields[i];
   for (size_t i = 0; connectors_config_sections[i].name && n < CORE_FIELDS + MAX_SECTIONS; i++) {
     const config_section *cs = &connectors_config_sections[i];
-    tbl[n++] = (field_spec){cs->name, FT_OBJECT, 0, cs->help, 0, 0, NULL, cs->fields};
+    tbl[n++] = (field_spec){cs->name, cs->type, 0, cs->help, 0, 0, NULL, cs->fields};
   }
   tbl[n] = (field_spec){NULL, FT_STRING, 0, NULL, 0, 0, NULL, NULL};
 }

@@ -28,6 +28,7 @@
 /* A top-level configuration section owned by a connector. */
 typedef struct config_section {
   const char *name;
+  field_type type;            /* FT_OBJECT, or FT_OBJECT_MAP for named entries */
   const field_spec *fields;
   const char *help;
 } config_section;

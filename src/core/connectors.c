@@ -10,6 +10,11 @@
 extern const trigger_kind trigger_event;
 extern const action_kind action_log;
 extern const action_kind action_csvfile;
+extern const action_kind action_gpt;
+extern const field_spec gpt_provider_fields[];
+extern const field_spec gpt_price_fields[];
+extern const field_spec gpt_budget_fields[];
+extern const field_spec gpt_settings_fields[];
 
 const trigger_kind *const connectors_triggers[] = {
     &trigger_event,
@@ -19,12 +24,21 @@ const trigger_kind *const connectors_triggers[] = {
 const action_kind *const connectors_actions[] = {
     &action_log,
     &action_csvfile,
+    &action_gpt,
     NULL,
 };
 
 /* Configuration sections that belong to connectors (config.h). */
 const config_section connectors_config_sections[] = {
-    {NULL, NULL, NULL},
+    {"providers", FT_OBJECT_MAP, gpt_provider_fields,
+     "OpenAI-compatible endpoints by name: base_url, api_key, organization, project, timeout_s, "
+     "rate_limits"},
+    {"prices", FT_OBJECT_MAP, gpt_price_fields,
+     "USD per million tokens by model: input, cached_input, output (overrides the defaults)"},
+    {"budgets", FT_OBJECT, gpt_budget_fields,
+     "daily caps in tokens and USD, all recipes and per recipe"},
+    {"gpt", FT_OBJECT, gpt_settings_fields, "GPT client settings: max_in_flight"},
+    {NULL, FT_OBJECT, NULL, NULL},
 };
 
 size_t connectors_action_count(void) {

@@ -9,6 +9,7 @@
 #include "core/clock.h"
 #include "core/engine_internal.h"
 #include "core/log.h"
+#include "net/http_client.h"
 
 void engine_config_defaults(engine_config *c) {
   c->concurrency = 16;
@@ -257,6 +258,12 @@ engine *engine_new(struct ev_loop *loop, store *s, const config *cfg, perr *e) {
   }
   en->cfg = cfg->engine;
   en->rt = (runtime){.loop = loop, .st = s, .cfg = cfg};
+  if (!(en->rt.http = http_client_new(loop, e))) {
+    config_release(&en->own_cfg);
+    free(en->kind_states);
+    free(en);
+    return NULL;
+  }
   if (en->cfg.concurrency < 1) en->cfg.concurrency = 1;
   ev_prepare_init(&en->prepare, on_prepare);
   en->prepare.data = en;
@@ -372,6 +379,10 @@ int engine_idle(engine *en) {
 
 void engine_free(engine *en) {
   if (!en) return;
+  /* First, while runs and kind states still exist: calls in flight are
+   * completed as cancelled and reach their steps. */
+  http_client_free(en->rt.http);
+  en->rt.http = NULL;
   if (en->txn_open) store_rollback(en->st);
   en->txn_open = 0;
   /* Waiters learn their write is lost; then whatever is still in hand goes. */

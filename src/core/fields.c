@@ -50,6 +50,7 @@ const char *field_type_name(field_type t) {
     case FT_COND: return "a condition";
     case FT_OBJECT: return "a mapping";
     case FT_OBJECT_MAP: return "a mapping of names to mappings";
+    case FT_OBJECT_LIST: return "a list of mappings";
   }
   return "a value";
 }
@@ -325,6 +326,34 @@ static int check_object_map(const field_spec *f, const ynode *v, const fields_ct
   return 0;
 }
 
+/* Entries of one shape in order, e.g. a conversation's messages. */
+static int check_object_list(const field_spec *f, const ynode *v, const fields_ctx *cx,
+                             const char *path, cJSON **out, perr *e) {
+  if (v->kind != YN_SEQ) {
+    char got[96];
+    fields_describe_value(v, got, sizeof got);
+    return at(e, cx, v, path, "expected %s, got %s", field_type_name(FT_OBJECT_LIST), got);
+  }
+  cJSON *arr = cJSON_CreateArray();
+  if (!arr) return oom(e, cx);
+  for (size_t i = 0; i < v->n; i++) {
+    char sub[PATH_MAX_LEN];
+    snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+    cJSON *item = NULL;
+    if (fields_check(f->sub, v->items[i], cx, sub, &item, e)) {
+      cJSON_Delete(arr);
+      return -1;
+    }
+    if (!cJSON_AddItemToArray(arr, item)) {
+      cJSON_Delete(item);
+      cJSON_Delete(arr);
+      return oom(e, cx);
+    }
+  }
+  *out = arr;
+  return 0;
+}
+
 int fields_check_value(const field_spec *f, const ynode *v, const fields_ctx *cx, const char *path,
                        cJSON **out, perr *e) {
   *out = NULL;
@@ -367,6 +396,7 @@ int fields_check_value(const field_spec *f, const ynode *v, const fields_ctx *cx
     case FT_COND: return cond_parse(v, file_of(cx), path, out, e);
     case FT_OBJECT: return fields_check(f->sub, v, cx, path, out, e);
     case FT_OBJECT_MAP: return check_object_map(f, v, cx, path, out, e);
+    case FT_OBJECT_LIST: return check_object_list(f, v, cx, path, out, e);
   }
   if (!*out) return oom(e, cx);
   return 0;

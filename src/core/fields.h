@@ -29,6 +29,7 @@ typedef enum {
   FT_COND,          /* a condition (see cond.h) */
   FT_OBJECT,        /* a nested mapping checked against `sub` */
   FT_OBJECT_MAP,    /* a mapping of names to mappings, each checked against `sub` */
+  FT_OBJECT_LIST,   /* a list of mappings, each checked against `sub` */
 } field_type;
 
 enum { FIELD_REQUIRED = 1u << 0 };

@@ -185,7 +185,7 @@ static void test_missing_fields(void **state) {
            "r.yaml:5:9: steps[0].log.message: required field is missing", NULL);
   load_err(ONE_STEP("  - id: a\n    if: { path: event.n, eq: 1 }\n"),
            "r.yaml:4:5: steps[0]: missing the action: a step needs one key naming an action "
-           "(log, csvfile)",
+           "(log, csvfile",
            NULL);
   load_err("name: t\ntrigger: { event: {} }\nsteps: []\n",
            "r.yaml:2:19: trigger.event.source: required field is missing", NULL);

@@ -1,0 +1,134 @@
+#include "gpt/ratelimit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct bucket {
+  char *key; /* provider "\n" model */
+  struct bucket *next;
+  double req, tok;       /* available now; < 0: not yet initialised */
+  double last;           /* time of the last refill */
+  double blocked_until;
+} bucket;
+
+struct gpt_limiter {
+  bucket *buckets;
+};
+
+gpt_limiter *gpt_limiter_new(void) { return calloc(1, sizeof(gpt_limiter)); }
+
+void gpt_limiter_free(gpt_limiter *l) {
+  if (!l) return;
+  while (l->buckets) {
+    bucket *b = l->buckets;
+    l->buckets = b->next;
+    free(b->key);
+    free(b);
+  }
+  free(l);
+}
+
+static bucket *find(gpt_limiter *l, const char *provider, const char *model) {
+  size_t n = strlen(provider) + strlen(model) + 2;
+  for (bucket *b = l->buckets; b; b = b->next)
+    if (strlen(b->key) + 1 == n && strncmp(b->key, provider, strlen(provider)) == 0 &&
+        b->key[strlen(provider)] == '\n' && strcmp(b->key + strlen(provider) + 1, model) == 0)
+      return b;
+  bucket *b = calloc(1, sizeof *b);
+  if (!b || !(b->key = malloc(n))) {
+    free(b);
+    return NULL;
+  }
+  snprintf(b->key, n, "%s\n%s", provider, model);
+  b->req = b->tok = -1;
+  b->next = l->buckets;
+  l->buckets = b;
+  return b;
+}
+
+static void refill(bucket *b, double rpm, double tpm, double now) {
+  if (b->req < 0) b->req = rpm > 0 ? rpm : 0;
+  if (b->tok < 0) b->tok = tpm > 0 ? tpm : 0;
+  double dt = now - b->last;
+  if (dt > 0) {
+    if (rpm > 0) b->req = b->req + dt * rpm / 60.0 > rpm ? rpm : b->req + dt * rpm / 60.0;
+    if (tpm > 0) b->tok = b->tok + dt * tpm / 60.0 > tpm ? tpm : b->tok + dt * tpm / 60.0;
+  }
+  b->last = now;
+}
+
+double gpt_limiter_take(gpt_limiter *l, const char *provider, const char *model, double rpm,
+                        double tpm, double est_tokens, double now) {
+  bucket *b = find(l, provider, model);
+  if (!b) return 0; /* out of memory: do not hold calls back */
+  if (now < b->blocked_until) return b->blocked_until - now;
+  refill(b, rpm, tpm, now);
+  /* A call larger than a whole minute's tokens could never go: let it go
+   * when the bucket is full rather than wait forever. */
+  double need_tok = tpm > 0 && est_tokens > tpm ? tpm : est_tokens;
+  double wait = 0;
+  if (rpm > 0 && b->req < 1) wait = (1 - b->req) * 60.0 / rpm;
+  if (tpm > 0 && b->tok < need_tok) {
+    double w = (need_tok - b->tok) * 60.0 / tpm;
+    if (w > wait) wait = w;
+  }
+  if (wait > 0) return wait < 0.001 ? 0.001 : wait;
+  if (rpm > 0) b->req -= 1;
+  if (tpm > 0) b->tok -= need_tok;
+  return 0;
+}
+
+void gpt_limiter_observe(gpt_limiter *l, const char *provider, const char *model,
+                         double remaining_requests, double reset_requests_s,
+                         double remaining_tokens, double reset_tokens_s, double now) {
+  bucket *b = find(l, provider, model);
+  if (!b) return;
+  if (remaining_requests >= 0) {
+    if (b->req > remaining_requests) b->req = remaining_requests;
+    if (remaining_requests < 1 && reset_requests_s > 0 && now + reset_requests_s > b->blocked_until)
+      b->blocked_until = now + reset_requests_s;
+  }
+  if (remaining_tokens >= 0) {
+    if (b->tok > remaining_tokens) b->tok = remaining_tokens;
+    if (remaining_tokens < 1 && reset_tokens_s > 0 && now + reset_tokens_s > b->blocked_until)
+      b->blocked_until = now + reset_tokens_s;
+  }
+}
+
+void gpt_limiter_block(gpt_limiter *l, const char *provider, const char *model, double wait_s,
+                       double now) {
+  bucket *b = find(l, provider, model);
+  if (b && wait_s > 0 && now + wait_s > b->blocked_until) b->blocked_until = now + wait_s;
+}
+
+double gpt_duration_s(const char *s) {
+  if (!s || !*s) return -1;
+  double total = 0;
+  const char *p = s;
+  int any = 0;
+  while (*p) {
+    char *end;
+    double v = strtod(p, &end);
+    if (end == p || v < 0) return -1;
+    p = end;
+    any = 1;
+    if (*p == '\0') return total + v; /* a bare number: seconds */
+    if (p[0] == 'm' && p[1] == 's') {
+      total += v / 1000.0;
+      p += 2;
+    } else if (*p == 'h') {
+      total += v * 3600;
+      p++;
+    } else if (*p == 'm') {
+      total += v * 60;
+      p++;
+    } else if (*p == 's') {
+      total += v;
+      p++;
+    } else {
+      return -1;
+    }
+  }
+  return any ? total : -1;
+}
