@@ -19,6 +19,7 @@ static const cli_command commands[] = {
     {"recipe", "import, list, show, enable, disable, remove, export recipes", cmd_recipe},
     {"runs", "list, show and replay runs", cmd_runs},
     {"status", "is a daemon serving, runs per status, trigger health", cmd_status},
+    {"usage", "GPT calls, tokens and cost per recipe and model", cmd_usage},
     {"test", "dry-run a recipe against an event, calling nothing", cmd_test},
     {"template", "render a Mustache template against a JSON context", cmd_template},
     {"connectors", "list trigger and action kinds and their fields", cmd_connectors},
