@@ -250,6 +250,12 @@ static int gpt_init(runtime *rt, void **state, perr *e) {
   const cJSON *mif = cJSON_GetObjectItemCaseSensitive(settings, "max_in_flight");
   g->max_in_flight = cJSON_IsNumber(mif) ? (int)mif->valuedouble : GPT_DEFAULT_MAX_IN_FLIGHT;
   g->prices = config_get_section(rt->cfg, "prices");
+  /* Over HTTP/1.1 each call in flight needs its own connection. */
+  if (g->max_in_flight > 64 && rt->http &&
+      http_client_set_max_host_connections(rt->http, g->max_in_flight, e)) {
+    free(g);
+    return -1;
+  }
   g->limiter = gpt_limiter_new();
   g->budget = gpt_budget_new(config_get_section(rt->cfg, "budgets"));
   if (!g->limiter || !g->budget ||
