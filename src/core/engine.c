@@ -145,7 +145,9 @@ static void schedule(engine *en) {
   if (en->shutting_down || en->failed[0]) return;
   int cap = en->cfg.concurrency - (int)en->nactive;
   if (cap > 0) {
-    size_t want = (size_t)cap + 64, n = 0;
+    /* A little more than the free slots, to step over runs held back by
+     * their recipe's limit. */
+    size_t want = (size_t)cap + 8, n = 0;
     int64_t *ids = malloc(want * sizeof *ids);
     int64_t *exclude = en->nactive ? malloc(en->nactive * sizeof *exclude) : NULL;
     size_t nx = 0;

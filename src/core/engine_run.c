@@ -382,6 +382,14 @@ void begin_step(active_run *ar) {
     return;
   }
   ar->attempt++;
+  /* Exactly-once kinds act only once their recorded state is durable (it
+   * is what recovery undoes to).  Other kinds start now: their step row
+   * commits with the next group, and a crash before that repeats at most
+   * this one attempt, which is their guarantee anyway. */
+  if (!st->kind->begin) {
+    start_step(ar);
+    return;
+  }
   ar->phase = AR_BEGIN_PENDING;
   if (engine_after_commit(en, on_begin_committed, ar)) engine_fail(en, "out of memory");
 }
