@@ -1,10 +1,11 @@
 #!/bin/sh
 # Installs what promptd needs to build and run (and, with --test, to run its
-# test suite) from Debian 12's archive. Safe to run again.
+# test suite) from Debian 12's archive. Safe to run again. python3 runs the
+# fake OpenAI server that `promptd demo` uses when no API key is set.
 set -eu
 pkgs="build-essential cmake pkg-config libev-dev libcjson-dev libsqlite3-dev libyaml-dev
-      libcsv-dev libssl-dev libcurl4-openssl-dev"
-test_pkgs="libcmocka-dev python3 python3-jsonschema"
+      libcsv-dev libssl-dev libcurl4-openssl-dev python3"
+test_pkgs="libcmocka-dev python3-jsonschema"
 case "${1:-}" in
   --test) pkgs="$pkgs $test_pkgs" ;;
   "") ;;

@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
+#include "cli/fake_server.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/engine.h"
@@ -32,7 +33,8 @@ static const char usage_text[] =
     "Imports the example recipes (default: the recipes/ folder promptd was built\n"
     "from, else " PROMPTD_DATA_RECIPES "), emits the sample events in DIR/samples/*.json\n"
     "(each {\"source\": NAME, \"events\": [ ... ]}), runs everything in a temporary\n"
-    "database and shows each run and the files the recipes wrote.\n"
+    "database and shows each run and the files the recipes wrote. GPT steps call\n"
+    "the real API when OPENAI_API_KEY is set, else promptd's fake OpenAI server.\n"
     "\n"
     "  --recipes DIR  the recipes to run\n"
     "  --keep         keep the temporary directory and print its path\n"
@@ -196,13 +198,40 @@ int cmd_demo(int argc, char **argv, const cli_globals *g) {
     }
   }
   if (optind < argc) return cli_fail(EXIT_USAGE, "demo: unexpected argument '%s'", argv[optind]);
+  /* Without a key the GPT steps talk to promptd's fake OpenAI server: same
+   * API, deterministic answers, no cost.  With one, to the real API. */
+  pid_t fake = 0;
+  const char *key = getenv("OPENAI_API_KEY");
+  if (!key || !*key) {
+    int port;
+    perr fe;
+    if ((fake = fake_server_start(fake_server_script(), 300, &port, &fe)) < 0) {
+      return cli_fail(EXIT_RUNTIME, "OPENAI_API_KEY is not set and %s", fe.msg);
+    }
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1", port);
+    setenv("OPENAI_BASE_URL", url, 1);
+    setenv("OPENAI_API_KEY", "sk-promptd-demo", 1);
+    printf("OPENAI_API_KEY is not set: GPT steps use promptd's fake OpenAI server at %s\n"
+           "(same API, made-up answers, no cost). Set OPENAI_API_KEY to use the real API.\n\n",
+           url);
+  } else {
+    printf("GPT steps call the real OpenAI API (OPENAI_API_KEY is set; this costs money).\n\n");
+  }
   char rdir[PATH_MAX], tmp[PATH_MAX], cwd[PATH_MAX];
-  if (!realpath(recipes ? recipes : default_recipes(), rdir))
-    return cli_fail(EXIT_RUNTIME, "cannot find the example recipes at %s", recipes ? recipes : default_recipes());
+  if (!realpath(recipes ? recipes : default_recipes(), rdir)) {
+    fake_server_stop(fake);
+    return cli_fail(EXIT_RUNTIME, "cannot find the example recipes at %s",
+                    recipes ? recipes : default_recipes());
+  }
   const char *t = getenv("TMPDIR");
   snprintf(tmp, sizeof tmp, "%s/promptd-demo-XXXXXX", t && *t ? t : "/tmp");
-  if (!mkdtemp(tmp)) return cli_fail(EXIT_RUNTIME, "cannot create a temporary directory");
+  if (!mkdtemp(tmp)) {
+    fake_server_stop(fake);
+    return cli_fail(EXIT_RUNTIME, "cannot create a temporary directory");
+  }
   if (!getcwd(cwd, sizeof cwd) || chdir(tmp)) {
+    fake_server_stop(fake);
     rmdir(tmp);
     return cli_fail(EXIT_RUNTIME, "cannot enter %s", tmp);
   }
@@ -259,6 +288,7 @@ out:
   import_items_free(items, nitems);
   config_release(&cfg);
   if (loop) ev_loop_destroy(loop);
+  fake_server_stop(fake);
   if (chdir(cwd)) rc = EXIT_RUNTIME;
   if (keep)
     printf("\nkept %s\n", tmp);

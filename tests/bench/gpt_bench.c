@@ -9,21 +9,20 @@
  * libev.  Events are stored first (one transaction, timed apart), then the
  * clock runs from engine start until every run has succeeded.
  *
- *   gpt_bench --fake tests/fake/fake_openai.py [--events 5000] [--latency-ms 200]
- *             [--in-flight 256] [--reps 3] [--python /usr/bin/python3]
+ *   gpt_bench [--fake tests/fake/fake_openai.py] [--events 5000] [--latency-ms 200]
+ *             [--in-flight 256] [--reps 3]
  */
 #include <ev.h>
 #include <malloc.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/fake_server.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/engine.h"
@@ -65,36 +64,6 @@ static double proc_cpu_s(pid_t pid) {
 static void die(const char *what, const perr *e) {
   fprintf(stderr, "gpt_bench: %s%s%s\n", what, e ? ": " : "", e ? e->msg : "");
   exit(1);
-}
-
-/* Starts the fake; returns its pid and port. */
-static pid_t start_fake(const char *python, const char *script, int latency_ms, int *port) {
-  int fds[2];
-  if (pipe(fds)) die("pipe", NULL);
-  pid_t pid = fork();
-  if (pid < 0) die("fork", NULL);
-  if (pid == 0) {
-    dup2(fds[1], 1);
-    close(fds[0]);
-    close(fds[1]);
-    char lat[32];
-    snprintf(lat, sizeof lat, "%d", latency_ms);
-    execl(python, python, script, "--port", "0", "--latency-ms", lat, (char *)NULL);
-    _exit(127);
-  }
-  close(fds[1]);
-  char line[128] = {0};
-  size_t got = 0;
-  while (got < sizeof line - 1) {
-    ssize_t r = read(fds[0], line + got, 1);
-    if (r <= 0 || line[got] == '\n') break;
-    got++;
-  }
-  close(fds[0]);
-  const char *colon = strrchr(line, ':');
-  if (strncmp(line, "listening", 9) != 0 || !colon) die("the fake did not start", NULL);
-  *port = (int)strtol(colon + 1, NULL, 10);
-  return pid;
 }
 
 typedef struct waiter {
@@ -195,19 +164,18 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-  const char *fake_script = NULL, *python = "/usr/bin/python3";
+  const char *fake_script = NULL;
   int events = 5000, latency = 200, in_flight = 256, reps = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--fake") == 0) fake_script = argv[i + 1];
-    else if (strcmp(argv[i], "--python") == 0) python = argv[i + 1];
     else if (strcmp(argv[i], "--events") == 0) events = (int)strtol(argv[i + 1], NULL, 10);
     else if (strcmp(argv[i], "--latency-ms") == 0) latency = (int)strtol(argv[i + 1], NULL, 10);
     else if (strcmp(argv[i], "--in-flight") == 0) in_flight = (int)strtol(argv[i + 1], NULL, 10);
     else if (strcmp(argv[i], "--reps") == 0) reps = (int)strtol(argv[i + 1], NULL, 10);
   }
-  if (!fake_script || events < 1 || in_flight < 1 || reps < 1 || reps > 15) {
-    fputs("usage: gpt_bench --fake PATH/fake_openai.py [--events N] [--latency-ms N] "
-          "[--in-flight N] [--reps N] [--python PATH]\n",
+  if (events < 1 || in_flight < 1 || reps < 1 || reps > 15) {
+    fputs("usage: gpt_bench [--fake PATH/fake_openai.py] [--events N] [--latency-ms N] "
+          "[--in-flight N] [--reps N]\n",
           stderr);
     return 2;
   }
@@ -241,11 +209,13 @@ int main(int argc, char **argv) {
         second);
   fclose(f);
   int port;
-  pid_t fake = start_fake(python, fake_script, latency, &port);
+  perr fe;
+  pid_t fake = fake_server_start(fake_script ? fake_script : fake_server_script(), latency, &port,
+                                 &fe);
+  if (fake < 0) die("fake server", &fe);
   result rs[15];
   for (int r = 0; r < reps; r++) rs[r] = one_run(dir, r, port, fake, events, in_flight);
-  kill(fake, SIGTERM);
-  waitpid(fake, NULL, 0);
+  fake_server_stop(fake);
 
   double rate[15], cpu[15], share[15];
   for (int r = 0; r < reps; r++) rate[r] = rs[r].rate, cpu[r] = rs[r].cpu_us, share[r] = rs[r].fake_share;

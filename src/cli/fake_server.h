@@ -1,0 +1,21 @@
+/*
+ * fake_server: starts and stops promptd's fake OpenAI server (a python3
+ * script shipped with promptd) for `promptd demo` without an API key, and
+ * for the benchmarks.  It answers like the real API, deterministically and
+ * at no cost.
+ */
+#ifndef PROMPTD_FAKE_SERVER_H
+#define PROMPTD_FAKE_SERVER_H
+
+#include <sys/types.h>
+
+#include "core/err.h"
+
+/* The script: beside the sources when built from them, else installed. */
+const char *fake_server_script(void);
+/* Runs `python3 SCRIPT --port 0 --latency-ms N` and waits for its
+ * "listening HOST:PORT" line. Returns the pid, or -1 with e set. */
+pid_t fake_server_start(const char *script, int latency_ms, int *port, perr *e);
+void fake_server_stop(pid_t pid);
+
+#endif
