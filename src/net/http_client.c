@@ -66,7 +66,8 @@ typedef struct sock_rec {
   struct sock_rec *prev, *next;
 } sock_rec;
 
-enum call_state { CALL_ACTIVE, CALL_CANCELLED };
+/* DELIVERING: done is running; the call is in no list and cancel ignores it. */
+enum call_state { CALL_ACTIVE, CALL_CANCELLED, CALL_DELIVERING };
 
 /* The public response followed by the header storage it refers to.  The
  * public struct comes first, so http_response_header can find the rest. */
@@ -182,6 +183,7 @@ static void call_detach(http_call *call) {
 static void call_deliver(http_call *call, resp_full *r) {
   http_client *c = call->c;
   c->in_flight--;
+  call->state = CALL_DELIVERING;
   call->done(call->ud, &r->pub);
   call_free(call);
 }
