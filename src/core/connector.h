@@ -40,7 +40,8 @@ typedef enum {
   OUTCOME_FAIL,      /* permanent: the run fails with the detail */
   OUTCOME_CANCELLED, /* stopped by shutdown; the step runs again on restart */
   OUTCOME_BUDGET,    /* a spending cap or the account's quota: the run waits in
-                      * status `budget` for retry_after_ms (default 15 min) */
+                      * status `budget` for retry_after_ms (default 15 min),
+                      * counted from the loop's time (ev_now) at action_done */
 } outcome_class;
 
 const char *outcome_class_name(outcome_class c);
@@ -116,7 +117,8 @@ typedef struct action_kind {
   void (*shutdown)(void *state);
   /* Optional: asked before a step begins (c has input, rt, kind_state; no
    * attempt is counted yet).  0: go ahead; > 0: the run waits that many ms
-   * in status `budget`, with why saying what cap was reached. */
+   * (from the loop's time, ev_now) in status `budget`, with why saying what
+   * cap was reached. */
   long (*gate)(action_call *c, char *why, size_t why_len);
 } action_kind;
 

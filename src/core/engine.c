@@ -293,7 +293,7 @@ int engine_start(engine *en, perr *e) {
     }
   }
   if (store_begin(en->st, e)) return -1;
-  if (store_runs_requeue_running(en->st, clock_now_ms(), &n, e)) {
+  if (recover_interrupted(en, e) || store_runs_requeue_running(en->st, clock_now_ms(), &n, e)) {
     store_rollback(en->st);
     return -1;
   }

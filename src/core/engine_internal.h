@@ -54,6 +54,7 @@ struct active_run {
   cJSON *out_output;
   char *out_detail;
   long out_retry_after;
+  int64_t out_at_ms;         /* the loop's time at action_done: a budget wait counts from it */
   ev_timer deliver;
   action_usage_rec *usage;   /* reported by the action this attempt; strings owned */
   size_t nusage;
@@ -109,6 +110,11 @@ void engine_fail(engine *en, const char *why);
 /* engine_run.c: claims a runnable run and starts it (1), leaves it for
  * later because of its recipe's limit (0), or fails (-1). */
 int claim_run(engine *en, int64_t id);
+/* At start, inside the transaction that requeues `running` runs: undoes
+ * every exactly-once step a crash interrupted, before any other step can
+ * use its resource (recovery truncates to where that step began, which
+ * would wipe what others wrote after it). */
+int recover_interrupted(engine *en, perr *e);
 /* Writes the run's new durable state, then drops it once that is durable. */
 void run_settle(active_run *ar, const char *status, int64_t next_at, const char *error);
 /* Frees a run in hand (its resource passes to the next waiter). */

@@ -3,6 +3,7 @@
  * diagram): claim, condition, prepare, wait for the resource, begin (step
  * row durable), start the action, deliver its outcome, settle the run.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,7 +282,7 @@ static void deliver_outcome(active_run *ar) {
                (long long)ar->id, ar->rc->name, st->id, wait, log_q(detail));
       char msg[1200];
       snprintf(msg, sizeof msg, "step %s: %s", st->id, detail);
-      run_settle(ar, "budget", now + wait, msg);
+      run_settle(ar, "budget", ar->out_at_ms + wait, msg);
       return;
     }
     case OUTCOME_FAIL:
@@ -310,6 +311,7 @@ void action_done(action_call *c, outcome_class cls, cJSON *output, const char *d
   ar->out_output = output;
   ar->out_detail = detail ? strdup(detail) : NULL;
   ar->out_retry_after = retry_after_ms;
+  ar->out_at_ms = (int64_t)(ev_now(ar->en->loop) * 1000.0);
   /* Deferred: the action may be calling from inside start(). */
   ev_timer_set(&ar->deliver, 0., 0.);
   ev_timer_start(ar->en->loop, &ar->deliver);
@@ -431,6 +433,8 @@ static void advance(active_run *ar) {
                            .rt = &en->rt,
                            .kind_state = engine_kind_state(en, st->kind)};
       char why[600] = "";
+      /* The wait counts from the loop's time, which gate() reads too. */
+      int64_t at = (int64_t)(ev_now(en->loop) * 1000.0);
       long wait = st->kind->gate(&probe, why, sizeof why);
       if (wait > 0) {
         char msg[700];
@@ -438,7 +442,7 @@ static void advance(active_run *ar) {
         log_info("run waits for budget", "run=%lld recipe=%s step=%s wait_ms=%ld reason=%s",
                  (long long)ar->id, rc->name, st->id, wait, log_q(why));
         step_clear(ar);
-        run_settle(ar, "budget", clock_now_ms() + wait, msg);
+        run_settle(ar, "budget", at + wait, msg);
         return;
       }
     }
@@ -525,6 +529,51 @@ static int restore_steps(active_run *ar, perr *e) {
   }
   store_steps_free(rows, n);
   return 0;
+}
+
+int recover_interrupted(engine *en, perr *e) {
+  store_run *runs = NULL;
+  size_t nruns = 0;
+  if (store_runs_list(en->st, "running", NULL, INT_MAX, &runs, &nruns, e)) return -1;
+  int rc = 0;
+  for (size_t i = 0; i < nruns && !rc; i++) {
+    perr re;
+    const recipe *r = version_get(en, runs[i].recipe, runs[i].recipe_version, &re);
+    store_step *rows = NULL;
+    size_t n = 0;
+    if (!r) continue; /* claim_run fails the run with the reason */
+    if (store_steps_of_run(en->st, runs[i].id, &rows, &n, e)) {
+      rc = -1;
+      break;
+    }
+    for (size_t j = 0; j < n && !rc; j++) {
+      store_step *st = &rows[j];
+      if (strcmp(st->status, "running") != 0 || st->finished_at != 0 || !st->state ||
+          !st->input || st->position >= r->nsteps ||
+          strcmp(r->steps[st->position].id, st->step_id) != 0)
+        continue;
+      const action_kind *k = r->steps[st->position].kind;
+      if (!k->recover) continue;
+      cJSON *in = cJSON_Parse(st->input), *state = cJSON_Parse(st->state);
+      int bad = !in || !state || k->recover(in, state, &re);
+      cJSON_Delete(in);
+      cJSON_Delete(state);
+      if (bad) { /* left as it is: the run fails with the reason when it resumes */
+        log_error("cannot recover the interrupted attempt", "run=%lld step=%s",
+                  (long long)st->run_id, st->step_id);
+        continue;
+      }
+      /* finished_at set: restore_steps() will not undo it a second time. */
+      rc = store_step_finish(en->st, st->run_id, st->position, st->step_id, "running", NULL,
+                             "interrupted by a restart (recovered)", clock_now_ms(), 0, e);
+      if (!rc)
+        log_info("step recovered after restart", "run=%lld step=%s", (long long)st->run_id,
+                 st->step_id);
+    }
+    store_steps_free(rows, n);
+  }
+  store_runs_free(runs, nruns);
+  return rc ? -1 : 0;
 }
 
 /* 1: claimed; 0: left for later (per-recipe limit); -1: store failure. */
