@@ -298,9 +298,15 @@ static void gpt_shutdown(void *state) {
   free(g);
 }
 
+/* Budget waits count from the loop's time, as the engine's do. */
+static int64_t loop_ms(struct ev_loop *loop) {
+  return (int64_t)(ev_now(loop) * 1000.0);
+}
+
 static long gpt_gate(action_call *c, char *why, size_t why_len) {
   gpt_state *g = c->kind_state;
-  return g ? gpt_budget_gate(g->budget, g->rt->st, c->recipe, clock_now_ms(), why, why_len) : 0;
+  return g ? gpt_budget_gate(g->budget, g->rt->st, c->recipe, loop_ms(c->loop), why, why_len)
+           : 0;
 }
 
 /* ---- reporting ---- */
@@ -397,12 +403,21 @@ static double header_num(const http_response *r, const char *name) {
 
 static void ask_again(gpt_call *k, const char *content, const char *why);
 
+static void on_answer(gpt_call *k, const http_response *resp);
+
 static void on_http_done(void *ud, const http_response *resp) {
   gpt_call *k = ud;
   gpt_state *g = k->g;
   k->http = NULL;
   g->in_flight--;
+  /* The queue moves on once this answer is billed (budget ledger, rate-limit
+   * headers): a call sent before that could pass a cap this one reached. */
+  on_answer(k, resp);
   pump(g);
+}
+
+static void on_answer(gpt_call *k, const http_response *resp) {
+  gpt_state *g = k->g;
   if (resp->transport_error == HTTP_CANCELLED) {
     report(k, OUTCOME_CANCELLED, NULL, "cancelled", 0);
     return;
@@ -531,6 +546,16 @@ static void send_call(gpt_call *k) {
     else
       g->queue_head = k;
     g->queue_tail = k;
+    return;
+  }
+  /* The gate passed when the step began; calls answered since (while this
+   * one queued or waited) may have reached a cap.  Checked again as the call
+   * leaves, so only calls already in flight can pass it. */
+  char why[600] = "";
+  long budget_wait = gpt_budget_gate(g->budget, g->rt->st, k->c->recipe, loop_ms(g->rt->loop),
+                                     why, sizeof why);
+  if (budget_wait > 0) {
+    report(k, OUTCOME_BUDGET, NULL, why, budget_wait);
     return;
   }
   const cJSON *limits = cJSON_GetObjectItemCaseSensitive(k->p->rate_limits, k->model);
