@@ -92,10 +92,11 @@ Recording: each chat request becomes one JSON line {seq, time, method, path,
 query, headers (lower-cased), body (parsed JSON, else the text), status (null
 for a timeout), fault (null or one of the kinds above, "auth",
 "invalid_request", "ratelimit" when enforced), request_id, errors (with
---validate, when invalid)} in --record FILE (flushed per line) and in memory
-(the newest --max-records) for GET /_fake/requests. /_fake/stats gives
-{total, by_status, by_fault, invalid, open_connections, connections_total,
-hanging, dropped_records}.
+--validate, when invalid), usage and reply (the response's usage and its
+first choice's message, on well-formed 200s)} in --record FILE (flushed per
+line) and in memory (the newest --max-records) for GET /_fake/requests.
+/_fake/stats gives {total, by_status, by_fault, invalid, open_connections,
+connections_total, hanging, dropped_records}.
 """
 
 import argparse
@@ -779,6 +780,8 @@ class Fake:
             else:
                 raw = b'{"id": "' + resp["id"].encode() + b'", "object": "chat.completion", "choices": [{,]}'
             return 200, rl_headers, raw, "malformed", rec_extra
+        rec_extra["usage"] = resp["usage"]
+        rec_extra["reply"] = resp["choices"][0]["message"]
         return 200, rl_headers, resp, None, rec_extra
 
     def _rl_headers(self):

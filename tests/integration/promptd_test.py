@@ -59,10 +59,20 @@ class Case:
             self.failed += 1
             print("FAIL: %s %s" % (what, detail), flush=True)
 
-    def start_daemon(self, *extra, log_name="daemon.log"):
+    def start_daemon(self, *extra, log_name="daemon.log", env=None):
+        """env: variables added to (or, with value None, removed from) the
+        daemon's environment."""
         log = open(self.path(log_name), "ab")
+        full = None
+        if env:
+            full = dict(os.environ)
+            for k, v in env.items():
+                if v is None:
+                    full.pop(k, None)
+                else:
+                    full[k] = v
         p = subprocess.Popen([PROMPTD, "--db", self.db, "serve"] + list(extra),
-                             stdout=log, stderr=log, cwd=self.dir)
+                             stdout=log, stderr=log, cwd=self.dir, env=full)
         log.close()
         self.daemons.append(p)
         return p
