@@ -298,59 +298,37 @@ static int check_template_map(const ynode *v, const fields_ctx *cx, const char *
   return 0;
 }
 
-/* Named entries of one shape, e.g. `providers: { openai: {...}, local: {...} }`. */
-static int check_object_map(const field_spec *f, const ynode *v, const fields_ctx *cx,
-                            const char *path, cJSON **out, perr *e) {
-  if (v->kind != YN_MAP) {
+/* Entries of one shape: named (FT_OBJECT_MAP, e.g. `providers: { openai:
+ * {...}, local: {...} }`) or in order (FT_OBJECT_LIST, e.g. messages). */
+static int check_objects(const field_spec *f, const ynode *v, const fields_ctx *cx,
+                         const char *path, cJSON **out, perr *e) {
+  int named = f->type == FT_OBJECT_MAP;
+  if (v->kind != (named ? YN_MAP : YN_SEQ)) {
     char got[96];
     fields_describe_value(v, got, sizeof got);
-    return at(e, cx, v, path, "expected %s, got %s", field_type_name(FT_OBJECT_MAP), got);
+    return at(e, cx, v, path, "expected %s, got %s", field_type_name(f->type), got);
   }
-  cJSON *obj = cJSON_CreateObject();
-  if (!obj) return oom(e, cx);
+  cJSON *all = named ? cJSON_CreateObject() : cJSON_CreateArray();
+  if (!all) return oom(e, cx);
   for (size_t i = 0; i < v->n; i++) {
     char sub[PATH_MAX_LEN];
-    snprintf(sub, sizeof sub, "%s.%s", path, v->keys[i]->text);
+    if (named)
+      snprintf(sub, sizeof sub, "%s.%s", path, v->keys[i]->text);
+    else
+      snprintf(sub, sizeof sub, "%s[%zu]", path, i);
     cJSON *item = NULL;
     if (fields_check(f->sub, v->items[i], cx, sub, &item, e)) {
-      cJSON_Delete(obj);
+      cJSON_Delete(all);
       return -1;
     }
-    if (!cJSON_AddItemToObject(obj, v->keys[i]->text, item)) {
+    if (!(named ? cJSON_AddItemToObject(all, v->keys[i]->text, item)
+                : cJSON_AddItemToArray(all, item))) {
       cJSON_Delete(item);
-      cJSON_Delete(obj);
+      cJSON_Delete(all);
       return oom(e, cx);
     }
   }
-  *out = obj;
-  return 0;
-}
-
-/* Entries of one shape in order, e.g. a conversation's messages. */
-static int check_object_list(const field_spec *f, const ynode *v, const fields_ctx *cx,
-                             const char *path, cJSON **out, perr *e) {
-  if (v->kind != YN_SEQ) {
-    char got[96];
-    fields_describe_value(v, got, sizeof got);
-    return at(e, cx, v, path, "expected %s, got %s", field_type_name(FT_OBJECT_LIST), got);
-  }
-  cJSON *arr = cJSON_CreateArray();
-  if (!arr) return oom(e, cx);
-  for (size_t i = 0; i < v->n; i++) {
-    char sub[PATH_MAX_LEN];
-    snprintf(sub, sizeof sub, "%s[%zu]", path, i);
-    cJSON *item = NULL;
-    if (fields_check(f->sub, v->items[i], cx, sub, &item, e)) {
-      cJSON_Delete(arr);
-      return -1;
-    }
-    if (!cJSON_AddItemToArray(arr, item)) {
-      cJSON_Delete(item);
-      cJSON_Delete(arr);
-      return oom(e, cx);
-    }
-  }
-  *out = arr;
+  *out = all;
   return 0;
 }
 
@@ -395,8 +373,8 @@ int fields_check_value(const field_spec *f, const ynode *v, const fields_ctx *cx
       break;
     case FT_COND: return cond_parse(v, file_of(cx), path, out, e);
     case FT_OBJECT: return fields_check(f->sub, v, cx, path, out, e);
-    case FT_OBJECT_MAP: return check_object_map(f, v, cx, path, out, e);
-    case FT_OBJECT_LIST: return check_object_list(f, v, cx, path, out, e);
+    case FT_OBJECT_MAP:
+    case FT_OBJECT_LIST: return check_objects(f, v, cx, path, out, e);
   }
   if (!*out) return oom(e, cx);
   return 0;

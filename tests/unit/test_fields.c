@@ -37,6 +37,8 @@ static const field_spec tbl[] = {
     {.name = "schema", .type = FT_JSON, .help = "h"},
     {.name = "only_if", .type = FT_COND, .help = "h"},
     {.name = "inner", .type = FT_OBJECT, .sub = inner_tbl, .help = "h"},
+    {.name = "named", .type = FT_OBJECT_MAP, .sub = inner_tbl, .help = "h"},
+    {.name = "listed", .type = FT_OBJECT_LIST, .sub = inner_tbl, .help = "h"},
     {.name = "must", .type = FT_STRING, .flags = FIELD_REQUIRED, .help = "the must field"},
     {.name = NULL},
 };
@@ -220,6 +222,28 @@ static void test_partial_callback_refusal(void **state) {
   ynode_free(n);
 }
 
+/* Mappings of one shape, by name or in order: each checked, paths named. */
+static void test_object_map_and_list(void **state) {
+  (void)state;
+  cJSON *out = NULL;
+  perr e = {{0}};
+  if (check("must: x\nnamed: { a: { depth: 1 }, b: { depth: 3 } }\n"
+            "listed: [ { depth: 2 }, { depth: 1 } ]\n",
+            &out, &e, NULL))
+    fail_msg("unexpected error: %s", e.msg);
+  char *js = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(out, "named"));
+  assert_string_equal(js, "{\"a\":{\"depth\":1},\"b\":{\"depth\":3}}");
+  free(js);
+  js = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(out, "listed"));
+  assert_string_equal(js, "[{\"depth\":2},{\"depth\":1}]");
+  free(js);
+  cJSON_Delete(out);
+  err("must: x\nnamed: { a: { depth: 9 } }\n", "f.yaml:2:", "cfg.named.a.depth");
+  err("must: x\nlisted: [ { depth: 1 }, { deep: 1 } ]\n", "f.yaml:2:", "cfg.listed[1]");
+  err("must: x\nnamed: [ 1 ]\n", "f.yaml:2:", "a mapping of names to mappings");
+  err("must: x\nlisted: { a: 1 }\n", "f.yaml:2:", "a list of mappings");
+}
+
 static void test_helpers(void **state) {
   (void)state;
   const char *names[] = {"message", "level", "id", NULL};
@@ -264,6 +288,7 @@ int main(void) {
       cmocka_unit_test(test_null_means_empty_mapping),
       cmocka_unit_test(test_partial_callback_refusal),
       cmocka_unit_test(test_helpers),
+      cmocka_unit_test(test_object_map_and_list),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
