@@ -148,7 +148,8 @@ int store_runs_runnable(store *s, int64_t now, const int64_t *exclude, size_t ne
    * the whole backlog; this order must come straight from the index. */
   sqlite3_stmt *st = store_stmt(s, ST_RUNS_RUNNABLE,
                                 "SELECT id FROM runs INDEXED BY runs_runnable"
-                                " WHERE status IN ('queued', 'retrying', 'budget')"
+                                " WHERE (status = 'queued' OR status = 'retrying'"
+                                " OR status = 'budget')"
                                 " AND (status = 'queued' OR next_attempt_at <= ?1)"
                                 " ORDER BY next_attempt_at, id LIMIT ?2",
                                 e);
@@ -202,7 +203,8 @@ int store_runs_next_wakeup(store *s, int64_t *at, perr *e) {
 int store_runs_oldest_runnable(store *s, int64_t now, int64_t *created_at, perr *e) {
   sqlite3_stmt *st = store_stmt(s, ST_RUNS_OLDEST,
                                 "SELECT min(created_at) FROM runs INDEXED BY runs_runnable"
-                                " WHERE status IN ('queued', 'retrying', 'budget')"
+                                " WHERE (status = 'queued' OR status = 'retrying'"
+                                " OR status = 'budget')"
                                 " AND (status = 'queued' OR next_attempt_at <= ?1)",
                                 e);
   if (!st) return -1;
