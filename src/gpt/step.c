@@ -179,10 +179,17 @@ static int gpt_prepare(const cJSON *cfg, const cJSON *ctx, const render_env *env
     }
     cJSON_AddItemToObject(rf, "json_schema", js);
     /* The API's strict mode takes a narrower schema than promptd checks
-     * replies against (gpt_schema_wire drops what it would refuse); the
-     * full one stays in the input for the check. */
+     * replies against (gpt_schema_wire drops what it would refuse).  When
+     * they differ the full one is kept in the input for the check; when
+     * they are the same (the usual case) it is not stored twice. */
     cJSON *wire = gpt_schema_wire(strict);
-    if (!wire || !cJSON_AddItemToObject(in, "schema", strict)) {
+    if (!wire) {
+      cJSON_Delete(strict);
+      goto oom_body;
+    }
+    if (cJSON_Compare(wire, strict, 1)) {
+      cJSON_Delete(strict);
+    } else if (!cJSON_AddItemToObject(in, "schema", strict)) {
       cJSON_Delete(wire);
       cJSON_Delete(strict);
       goto oom_body;
@@ -225,7 +232,7 @@ struct gpt_call {
   char *url;
   char **headers;
   cJSON *body;             /* the request now (input's body, plus a repair turn) */
-  const cJSON *schema;     /* inside the input (the full strict schema), or NULL */
+  const cJSON *schema;     /* the strict schema replies are checked against, or NULL */
   const char *model;       /* inside body */
   char cache_key[65];      /* "" when not caching */
   long cache_s;
@@ -662,6 +669,11 @@ static int gpt_start(action_call *c, perr *e) {
   }
   k->model = cJSON_GetObjectItemCaseSensitive(k->body, "model")->valuestring;
   k->schema = cJSON_GetObjectItemCaseSensitive(c->input, "schema");
+  if (!k->schema)
+    k->schema = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(k->body, "response_format"), "json_schema"),
+        "schema");
   k->est_tokens = estimate_tokens(k->body);
   k->next = g->live;
   if (g->live) g->live->prev = k;
