@@ -8,6 +8,7 @@ typedef struct bucket {
   char *key; /* provider "\n" model */
   struct bucket *next;
   double req, tok;       /* available now; < 0: not yet initialised */
+  double learned_rpm, learned_tpm; /* from x-ratelimit-limit-*, 0 when unknown */
   double last;           /* time of the last refill */
   double blocked_until;
 } bucket;
@@ -63,6 +64,9 @@ double gpt_limiter_take(gpt_limiter *l, const char *provider, const char *model,
   bucket *b = find(l, provider, model);
   if (!b) return 0; /* out of memory: do not hold calls back */
   if (now < b->blocked_until) return b->blocked_until - now;
+  /* Without configured limits, pace to what the server says it allows. */
+  if (rpm <= 0) rpm = b->learned_rpm;
+  if (tpm <= 0) tpm = b->learned_tpm;
   refill(b, rpm, tpm, now);
   /* A call larger than a whole minute's tokens could never go: let it go
    * when the bucket is full rather than wait forever. */
@@ -79,20 +83,37 @@ double gpt_limiter_take(gpt_limiter *l, const char *provider, const char *model,
   return 0;
 }
 
+/* How long until one unit is back: the limit refills continuously, so a
+ * unit comes back every 60/limit seconds; without the limit, the reset. */
+static double until_one(double limit, double reset_s) {
+  if (limit > 0 && reset_s > 0) return 60.0 / limit < reset_s ? 60.0 / limit : reset_s;
+  return reset_s;
+}
+
 void gpt_limiter_observe(gpt_limiter *l, const char *provider, const char *model,
-                         double remaining_requests, double reset_requests_s,
-                         double remaining_tokens, double reset_tokens_s, double now) {
+                         const gpt_ratelimit_seen *seen, double now) {
   bucket *b = find(l, provider, model);
   if (!b) return;
-  if (remaining_requests >= 0) {
-    if (b->req > remaining_requests) b->req = remaining_requests;
-    if (remaining_requests < 1 && reset_requests_s > 0 && now + reset_requests_s > b->blocked_until)
-      b->blocked_until = now + reset_requests_s;
+  /* The first time a limit is learned, the bucket starts from what the
+   * server has left, not from the empty bucket of "no limit known". */
+  if (seen->limit_requests > 0 && b->learned_rpm <= 0 && seen->remaining_requests >= 0)
+    b->req = seen->remaining_requests;
+  if (seen->limit_tokens > 0 && b->learned_tpm <= 0 && seen->remaining_tokens >= 0)
+    b->tok = seen->remaining_tokens;
+  if (seen->limit_requests > 0) b->learned_rpm = seen->limit_requests;
+  if (seen->limit_tokens > 0) b->learned_tpm = seen->limit_tokens;
+  refill(b, b->learned_rpm, b->learned_tpm, now);
+  if (seen->remaining_requests >= 0) {
+    if (b->req > seen->remaining_requests) b->req = seen->remaining_requests;
+    double wait = until_one(seen->limit_requests, seen->reset_requests_s);
+    if (seen->remaining_requests < 1 && wait > 0 && now + wait > b->blocked_until)
+      b->blocked_until = now + wait;
   }
-  if (remaining_tokens >= 0) {
-    if (b->tok > remaining_tokens) b->tok = remaining_tokens;
-    if (remaining_tokens < 1 && reset_tokens_s > 0 && now + reset_tokens_s > b->blocked_until)
-      b->blocked_until = now + reset_tokens_s;
+  if (seen->remaining_tokens >= 0) {
+    if (b->tok > seen->remaining_tokens) b->tok = seen->remaining_tokens;
+    double wait = until_one(seen->limit_tokens, seen->reset_tokens_s);
+    if (seen->remaining_tokens < 1 && wait > 0 && now + wait > b->blocked_until)
+      b->blocked_until = now + wait;
   }
 }
 

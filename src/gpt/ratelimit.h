@@ -4,8 +4,9 @@
  * 429s.
  *
  * Each bucket holds requests and tokens per minute (from the provider's
- * `rate_limits:`), refilled continuously; a call takes one request and its
- * estimated tokens.  The API's x-ratelimit-remaining-* / x-ratelimit-reset-*
+ * `rate_limits:`, else the limits the server reports in
+ * x-ratelimit-limit-*), refilled continuously; a call takes one request and
+ * its estimated tokens.  The API's x-ratelimit-remaining-* / x-ratelimit-reset-*
  * headers correct the buckets: the server's remaining count caps ours, and
  * a remaining count of 0 blocks the bucket until the reset time, limits
  * configured or not.  A 429 with a retry time blocks it the same way.
@@ -24,10 +25,16 @@ void gpt_limiter_free(gpt_limiter *l);
 double gpt_limiter_take(gpt_limiter *l, const char *provider, const char *model, double rpm,
                         double tpm, double est_tokens, double now);
 
-/* What the server said. Any argument < 0 is unknown. */
+/* What the server said (x-ratelimit-limit/remaining/reset-*). Any argument
+ * < 0 is unknown.  The reset time is when the whole limit is back; when
+ * nothing remains the bucket waits only until one more request (or token)
+ * is back, limit/60 per second, when the limit is known. */
+typedef struct gpt_ratelimit_seen {
+  double limit_requests, remaining_requests, reset_requests_s;
+  double limit_tokens, remaining_tokens, reset_tokens_s;
+} gpt_ratelimit_seen;
 void gpt_limiter_observe(gpt_limiter *l, const char *provider, const char *model,
-                         double remaining_requests, double reset_requests_s,
-                         double remaining_tokens, double reset_tokens_s, double now);
+                         const gpt_ratelimit_seen *seen, double now);
 /* Blocks the bucket for wait_s (a 429 with a retry time). */
 void gpt_limiter_block(gpt_limiter *l, const char *provider, const char *model, double wait_s,
                        double now);

@@ -433,13 +433,17 @@ static void on_answer(gpt_call *k, const http_response *resp) {
   k->latency_s += resp->total_s;
   const char *rid = http_response_header(resp, "x-request-id");
   if (rid) snprintf(k->request_id, sizeof k->request_id, "%s", rid);
-  if (!resp->transport_error)
-    gpt_limiter_observe(g->limiter, k->p->name, k->model,
-                        header_num(resp, "x-ratelimit-remaining-requests"),
-                        gpt_duration_s(http_response_header(resp, "x-ratelimit-reset-requests")),
-                        header_num(resp, "x-ratelimit-remaining-tokens"),
-                        gpt_duration_s(http_response_header(resp, "x-ratelimit-reset-tokens")),
-                        now);
+  if (!resp->transport_error) {
+    gpt_ratelimit_seen seen = {
+        header_num(resp, "x-ratelimit-limit-requests"),
+        header_num(resp, "x-ratelimit-remaining-requests"),
+        gpt_duration_s(http_response_header(resp, "x-ratelimit-reset-requests")),
+        header_num(resp, "x-ratelimit-limit-tokens"),
+        header_num(resp, "x-ratelimit-remaining-tokens"),
+        gpt_duration_s(http_response_header(resp, "x-ratelimit-reset-tokens")),
+    };
+    gpt_limiter_observe(g->limiter, k->p->name, k->model, &seen, now);
+  }
   gpt_verdict v;
   gpt_classify(resp->transport_error, resp->timed_out, resp->status, header_of, (void *)resp,
                resp->body, resp->body_len, &v);

@@ -52,14 +52,31 @@ static void test_bucket_local_limits(void **state) {
 static void test_bucket_headers_and_blocks(void **state) {
   (void)state;
   gpt_limiter *l = gpt_limiter_new();
-  /* The server says none left for 2 s: blocked even without local limits. */
-  gpt_limiter_observe(l, "p", "m", 0, 2.0, 5000, 1.0, 10.0);
+  /* The server says none left and the limit is back in 2 s, limit unknown:
+   * blocked for the 2 s even without local limits. */
+  gpt_ratelimit_seen none_left = {-1, 0, 2.0, -1, 5000, 1.0};
+  gpt_limiter_observe(l, "p", "m", &none_left, 10.0);
   double wait = gpt_limiter_take(l, "p", "m", 0, 0, 10, 10.5);
   assert_true(fabs(wait - 1.5) < 1e-9);
   assert_true(gpt_limiter_take(l, "p", "m", 0, 0, 10, 12.0) == 0);
+  /* With the limit known (120 a minute: one back every 0.5 s), the wait is
+   * for one request, not for the whole 60 s reset. */
+  gpt_ratelimit_seen paced = {120, 0, 60.0, -1, -1, -1};
+  gpt_limiter_observe(l, "p", "q", &paced, 30.0);
+  wait = gpt_limiter_take(l, "p", "q", 0, 0, 1, 30.0);
+  assert_true(fabs(wait - 0.5) < 1e-9);
+  /* Without configured limits the bucket paces to the limit the server
+   * reported: 120 a minute allows a burst of 120, then one every 0.5 s. */
+  gpt_ratelimit_seen told = {120, 119, 0.5, -1, -1, -1};
+  gpt_limiter_observe(l, "p", "learn", &told, 40.0);
+  int burst = 0;
+  while (gpt_limiter_take(l, "p", "learn", 0, 0, 1, 40.0) == 0) burst++;
+  assert_int_equal(burst, 119);
+  assert_true(fabs(gpt_limiter_take(l, "p", "learn", 0, 0, 1, 40.0) - 0.5) < 1e-9);
   /* Remaining 3 caps a local bucket of 100. */
   assert_true(gpt_limiter_take(l, "p", "n", 100, 0, 1, 20.0) == 0);
-  gpt_limiter_observe(l, "p", "n", 3, 30.0, -1, -1, 20.0);
+  gpt_ratelimit_seen three = {-1, 3, 30.0, -1, -1, -1};
+  gpt_limiter_observe(l, "p", "n", &three, 20.0);
   int went = 0;
   while (gpt_limiter_take(l, "p", "n", 100, 0, 1, 20.0) == 0) went++;
   assert_int_equal(went, 3);
