@@ -111,10 +111,6 @@ out_match:
 out:
   cJSON_Delete(ctx);
   cJSON_Delete(event);
-  if (rc) {
-    int64_t id = r->event_id;
-    memset(r, 0, sizeof *r);
-    (void)id;
-  }
+  if (rc) memset(r, 0, sizeof *r);
   return rc;
 }

@@ -11,9 +11,10 @@
  *
  *   gpt_bench [--fake tests/fake/fake_openai.py] [--events 5000] [--latency-ms 200]
  *             [--in-flight 256] [--reps 3]
+ *
+ * BENCH_ONE_STEP=1 drops the `log` step, to see what the second step costs.
  */
 #include <ev.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,10 +181,6 @@ int main(int argc, char **argv) {
     return 2;
   }
   log_set_level(LOG_WARN);
-  if (getenv("BENCH_MALLOPT")) {
-    mallopt(M_TRIM_THRESHOLD, 64 << 20);
-    mallopt(M_MMAP_THRESHOLD, 4 << 20);
-  }
   setenv("BENCH_KEY", "sk-bench", 1);
   char tmpl[] = "/var/tmp/promptd-gpt-bench-XXXXXX";
   const char *dir = mkdtemp(tmpl);

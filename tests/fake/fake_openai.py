@@ -37,7 +37,7 @@ Replies (deterministic: a function of the request):
   model        the requested model, known aliases as their dated snapshot
                ("gpt-4o-mini" -> "gpt-4o-mini-2024-07-18"); others echoed;
                Azure requests without "model" use the deployment name.
-  content      plain requests: "Fake reply XXXXXXXX to: <last user message>";
+  content      plain requests: "Fake reply <8 hex digits> to: <last user message>";
                response_format json_schema: a JSON document conforming to the
                schema (every property of an object, integers within
                minimum/maximum, enum, const, string formats and lengths,

@@ -15,6 +15,11 @@ PROMPTD = os.environ.get("PROMPTD", "promptd")
 SOURCE_DIR = os.environ.get("PROMPTD_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
+# Lines a sanitizer report always holds. Under the sanitizer build a report
+# exits 1, which a bad-input check expects too, so stderr is scanned as well.
+SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+
+
 class Failure(Exception):
     pass
 
@@ -44,7 +49,11 @@ class Case:
         cmd = [PROMPTD] + (["--db", self.db] if db else []) + list(args)
         p = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout,
                            cwd=self.dir)
-        return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+        err = p.stderr.decode("utf-8", "replace")
+        if any(m in err for m in SANITIZER_MARKS):
+            self.check("no sanitizer report from promptd %s" % " ".join(map(str, args)), False,
+                       err[-3000:])
+        return p.returncode, p.stdout.decode("utf-8", "replace"), err
 
     def json(self, *args):
         rc, out, err = self.run(*args)
