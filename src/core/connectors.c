@@ -11,6 +11,7 @@ extern const trigger_kind trigger_event;
 extern const action_kind action_log;
 extern const action_kind action_csvfile;
 extern const action_kind action_gpt;
+extern const action_kind action_http;
 extern const field_spec gpt_provider_fields[];
 extern const field_spec gpt_price_fields[];
 extern const field_spec gpt_budget_fields[];
@@ -25,6 +26,7 @@ const action_kind *const connectors_actions[] = {
     &action_log,
     &action_csvfile,
     &action_gpt,
+    &action_http,
     NULL,
 };
 
