@@ -13,9 +13,10 @@
 #include "core/engine.h"
 #include "core/log.h"
 #include "core/recipe_import.h"
+#include "triggers/webhook_router.h"
 
 static const char usage_text[] =
-    "usage: promptd serve [--recipes DIR]\n"
+    "usage: promptd serve [--recipes DIR] [--listen ADDR:PORT]\n"
     "\n"
     "Runs the daemon in the foreground, logging to stderr. Runs left unfinished by\n"
     "a previous process resume at their first unfinished step. SIGTERM or SIGINT\n"
@@ -24,7 +25,11 @@ static const char usage_text[] =
     "the next start).\n"
     "\n"
     "  --recipes DIR   import the recipes in DIR before serving (all or nothing;\n"
-    "                  also `recipes_dir:` in the configuration)\n";
+    "                  also `recipes_dir:` in the configuration)\n"
+    "  --listen ADDR:PORT\n"
+    "                  serve webhooks there (overrides `http: { listen: }`; default\n"
+    "                  127.0.0.1:8080). The server starts when this or http.listen\n"
+    "                  is given, or when an enabled recipe has a webhook trigger.\n";
 
 typedef struct serve_state {
   engine *en;
@@ -71,14 +76,18 @@ static int import_dir(store *s, const char *dir) {
 
 int cmd_serve(int argc, char **argv, const cli_globals *g) {
   if (cli_wants_help(argc, argv)) return fputs(usage_text, stdout), EXIT_OK;
-  static const struct option opts[] = {{"recipes", required_argument, 0, 'r'}, {0, 0, 0, 0}};
-  const char *recipes = NULL;
+  static const struct option opts[] = {{"recipes", required_argument, 0, 'r'},
+                                      {"listen", required_argument, 0, 'l'},
+                                      {0, 0, 0, 0}};
+  const char *recipes = NULL, *listen = NULL;
   int c;
   optind = 1;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     if (c == 'r')
       recipes = optarg;
+    else if (c == 'l')
+      listen = optarg;
     else
       return cli_fail(EXIT_USAGE, "serve: unknown option or missing value: %s", argv[optind - 1]);
   }
@@ -95,6 +104,7 @@ int cmd_serve(int argc, char **argv, const cli_globals *g) {
   int rc = EXIT_RUNTIME, lock = -1;
   store *s = NULL;
   engine *en = NULL;
+  webhook_router *router = NULL;
   serve_state st = {0};
   ev_signal sig_term, sig_int, sig_hup;
   struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
@@ -124,6 +134,14 @@ int cmd_serve(int argc, char **argv, const cli_globals *g) {
     goto out;
   }
   st.en = en;
+  const cJSON *http = config_get_section(&cfg, "http");
+  if (listen || (http && cJSON_GetObjectItemCaseSensitive(http, "listen")) ||
+      webhook_router_wanted(en)) {
+    if (!(router = webhook_router_new(en, &cfg, listen, &e))) {
+      log_error("cannot start the webhook server", "error=%s", log_q(e.msg));
+      goto out;
+    }
+  }
   log_info("serving", "pid=%ld db=%s concurrency=%d", (long)getpid(), log_q(g->db_path),
            cfg.engine.concurrency);
   ev_run(loop, 0);
@@ -139,7 +157,10 @@ out:
     ev_signal_stop(loop, &sig_int);
     ev_signal_stop(loop, &sig_hup);
   }
+  /* The engine answers requests still waiting for a commit; then the
+   * server closes their connections. */
   engine_free(en);
+  webhook_router_free(router);
   store_close(s);
   daemon_lock_drop(lock);
   if (loop) ev_loop_destroy(loop);

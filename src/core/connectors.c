@@ -8,6 +8,7 @@
 #include "core/connector.h"
 
 extern const trigger_kind trigger_event;
+extern const trigger_kind trigger_webhook;
 extern const action_kind action_log;
 extern const action_kind action_csvfile;
 extern const action_kind action_gpt;
@@ -16,9 +17,11 @@ extern const field_spec gpt_provider_fields[];
 extern const field_spec gpt_price_fields[];
 extern const field_spec gpt_budget_fields[];
 extern const field_spec gpt_settings_fields[];
+extern const field_spec webhook_http_fields[];
 
 const trigger_kind *const connectors_triggers[] = {
     &trigger_event,
+    &trigger_webhook,
     NULL,
 };
 
@@ -40,6 +43,9 @@ const config_section connectors_config_sections[] = {
     {"budgets", FT_OBJECT, gpt_budget_fields,
      "daily caps in tokens and USD, all recipes and per recipe"},
     {"gpt", FT_OBJECT, gpt_settings_fields, "GPT client settings: max_in_flight"},
+    {"http", FT_OBJECT, webhook_http_fields,
+     "the webhook server: listen, max_body_bytes, max_header_bytes, max_connections, "
+     "idle_timeout_s, max_queue, queue_retry_after_s"},
     {NULL, FT_OBJECT, NULL, NULL},
 };
 

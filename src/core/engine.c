@@ -233,6 +233,7 @@ int engine_ingest(engine *en, const char *source, const char *dedupe_key, const 
     return perr_set(e, "out of memory");
   }
   if (p->r.runs) en->need_schedule = 1;
+  en->backlog += p->r.runs;
   return 0;
 }
 
@@ -247,6 +248,7 @@ engine *engine_new(struct ev_loop *loop, store *s, const config *cfg, perr *e) {
     perr_set(e, "out of memory");
     return NULL;
   }
+  en->backlog_at = -1;
   en->loop = loop;
   en->st = s;
   config_init(&en->own_cfg);
@@ -368,6 +370,19 @@ void engine_shutdown(engine *en, void (*done)(void *ud), void *ud) {
   en->shutdown_timer.data = en;
   ev_timer_start(en->loop, &en->shutdown_timer);
   ev_idle_start(en->loop, &en->idle);
+}
+
+const recipe_set *engine_recipes(const engine *en) { return en->rs; }
+
+size_t engine_backlog(engine *en) {
+  double now = ev_now(en->loop);
+  if (en->backlog_at < 0 || now - en->backlog_at >= 1.0) {
+    perr e;
+    int64_t n;
+    if (store_runs_count_waiting(en->st, &n, &e) == 0) en->backlog = n;
+    en->backlog_at = now;
+  }
+  return en->backlog > 0 ? (size_t)en->backlog : 0;
 }
 
 int engine_idle(engine *en) {

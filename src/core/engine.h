@@ -71,6 +71,14 @@ struct ev_loop *engine_loop(const engine *en);
 
 /* Runs in hand, and runs waiting to be claimed (for demo/status). */
 size_t engine_active(const engine *en);
+/* The enabled recipes as the engine currently sees them (reloaded when
+ * another process imports or disables one); valid until control returns
+ * to the loop. */
+const struct recipe_set *engine_recipes(const engine *en);
+/* Runs waiting to start (queued, retrying, budget): counted at most once a
+ * second, plus the runs this engine's intake created since.  An upper
+ * bound meant for admission control (webhook 503), not for reports. */
+size_t engine_backlog(engine *en);
 /* 1 when nothing is in hand and nothing is runnable now. */
 int engine_idle(engine *en);
 

@@ -90,6 +90,8 @@ struct engine {
   ev_idle idle;
   ev_timer poll, wake, shutdown_timer;
   int txn_open;
+  int64_t backlog;        /* runs waiting to start, as last counted plus since */
+  double backlog_at;       /* ev_now of that count; < 0: never counted */
   after_cb *after;
   size_t nafter, after_cap;
   active_run *runs;

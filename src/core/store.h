@@ -146,6 +146,8 @@ int store_runs_runnable(store *s, int64_t now, const int64_t *exclude, size_t ne
                         size_t max, int64_t *ids, size_t *n, perr *e);
 /* Earliest next_attempt_at among retrying and budget runs; 1 when none. */
 int store_runs_next_wakeup(store *s, int64_t *at, perr *e);
+/* Runs waiting to start: queued, retrying and budget (a backlog measure). */
+int store_runs_count_waiting(store *s, int64_t *n, perr *e);
 /* Sets status, attempt, next_attempt_at and last_error (NULL clears).
  * Returns 1 when there is no such run. */
 int store_run_update(store *s, int64_t id, const char *status, int attempt,

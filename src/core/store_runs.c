@@ -200,6 +200,17 @@ int store_runs_next_wakeup(store *s, int64_t *at, perr *e) {
   return one_int64(s, st, "next retry time", at, e);
 }
 
+int store_runs_count_waiting(store *s, int64_t *n, perr *e) {
+  sqlite3_stmt *st = store_stmt(s, ST_RUNS_COUNT_WAITING,
+                                "SELECT count(*) FROM runs INDEXED BY runs_runnable"
+                                " WHERE status = 'queued' OR status = 'retrying'"
+                                " OR status = 'budget'",
+                                e);
+  if (!st) return -1;
+  *n = 0;
+  return one_int64(s, st, "count waiting runs", n, e) < 0 ? -1 : 0;
+}
+
 int store_runs_oldest_runnable(store *s, int64_t now, int64_t *created_at, perr *e) {
   sqlite3_stmt *st = store_stmt(s, ST_RUNS_OLDEST,
                                 "SELECT min(created_at) FROM runs INDEXED BY runs_runnable"
