@@ -13,6 +13,7 @@ extern const action_kind action_log;
 extern const action_kind action_csvfile;
 extern const action_kind action_gpt;
 extern const action_kind action_http;
+extern const action_kind action_slack;
 extern const field_spec gpt_provider_fields[];
 extern const field_spec gpt_price_fields[];
 extern const field_spec gpt_budget_fields[];
@@ -30,6 +31,7 @@ const action_kind *const connectors_actions[] = {
     &action_csvfile,
     &action_gpt,
     &action_http,
+    &action_slack,
     NULL,
 };
 
