@@ -691,7 +691,7 @@ static void test_huge_headers(void **state) {
   tclient *all[] = {a, b, u};
   for (int i = 0; i < 3; i++) {
     RUN_UNTIL(nresp(all[i]) >= 1 || all[i]->eof, 5);
-    resp r;
+    resp r = {0};
     assert_int_equal(responses(all[i], &r, 1, NULL), 1);
     assert_true(r.status >= 400 && r.status < 500);
   }
@@ -825,7 +825,7 @@ static void test_free_with_pending(void **state) {
   assert_true(a->eof && b->eof && idle->eof && half->eof);
   tclient *answered[] = {a, b};
   for (int i = 0; i < 2; i++) {
-    resp r;
+    resp r = {0};
     assert_int_equal(responses(answered[i], &r, 1, NULL), 1);
     assert_int_equal(r.status, 503);
     assert_string_equal(r.body, "{\"error\":\"server shutting down\"}");
