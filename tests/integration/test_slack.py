@@ -98,7 +98,9 @@ CONFIG = """\
 engine:
   concurrency: 32
   retry: { max_attempts: 5, base_ms: 20, cap_ms: 200 }
-  shutdown_timeout_s: 1
+  # Half-way between two paced posts: SIGTERM follows an answer, so a 1 s
+  # timeout would land on the next answer's commit every time.
+  shutdown_timeout_s: 1.5
 """
 
 RECIPES = {
@@ -513,7 +515,7 @@ def shutdown_while_waiting(c, fake, cfg, env):
     rc = c.stop_daemon(daemon, sig=signal.SIGTERM, timeout=30)
     took = time.time() - started
     c.check("SIGTERM while steps wait: exit 0", rc == 0, "exit %d" % rc)
-    # shutdown_timeout_s is 1: the waiting steps are cancelled then, not
+    # shutdown_timeout_s is 1.5: the waiting steps are cancelled then, not
     # drained at one a second (which would take 6 s more).
     c.check("SIGTERM while steps wait: stops promptly", took < 4.0, "%.2f s" % took)
     sent = len(recs(fake, PACE_PATH, "pace 10"))
