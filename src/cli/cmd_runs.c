@@ -143,7 +143,10 @@ static int runs_show(long long id, int json, store *s) {
     cJSON *evj = cJSON_AddObjectToObject(o, "event");
     cJSON_AddNumberToObject(evj, "id", (double)ev.id);
     cJSON_AddStringToObject(evj, "source", ev.source);
-    cJSON_AddStringToObject(evj, "dedupe_key", ev.dedupe_key);
+    if (ev.dedupe_key)
+      cJSON_AddStringToObject(evj, "dedupe_key", ev.dedupe_key);
+    else
+      cJSON_AddNullToObject(evj, "dedupe_key");
     cJSON_AddStringToObject(evj, "received_at", cli_time(ev.received_at));
     cJSON_AddItemToObject(evj, "payload", parsed_or_null(ev.payload));
     cJSON *arr = cJSON_AddArrayToObject(o, "steps");

@@ -19,6 +19,8 @@ static const field_spec engine_fields[] = {
     {"max_event_bytes", FT_INT, 0, "largest event accepted, in bytes (default 1 MiB)", 64, 268435456, NULL, NULL},
     {"shutdown_timeout_s", FT_NUMBER, 0, "seconds in-flight steps get at shutdown (default 30)", 0, 3600, NULL, NULL},
     {"retry", FT_OBJECT, 0, "retry policy for transient step errors", 0, 0, NULL, retry_fields},
+    {"commit_each", FT_BOOL, 0, "commit every intake on its own instead of once per loop "
+     "iteration (default false; slower, for comparison)", 0, 0, NULL, NULL},
     {NULL, FT_STRING, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -105,6 +107,7 @@ int config_load(config *c, const char *path, perr *e) {
   c->engine.max_event_bytes = (size_t)v;
   const cJSON *st = cJSON_GetObjectItemCaseSensitive(eng, "shutdown_timeout_s");
   if (cJSON_IsNumber(st)) c->engine.shutdown_timeout = st->valuedouble;
+  c->engine.commit_each = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(eng, "commit_each"));
   const cJSON *retry = cJSON_GetObjectItemCaseSensitive(eng, "retry");
   v = c->engine.retry.max_attempts, take_int(retry, "max_attempts", &v),
   c->engine.retry.max_attempts = (int)v;

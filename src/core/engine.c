@@ -62,10 +62,11 @@ void engine_fail(engine *en, const char *why) {
   ev_break(en->loop, EVBREAK_ALL);
 }
 
+/* Commits the open transaction (if any), then tells everyone who waited. */
 static void commit_now(engine *en) {
   perr e;
-  int ok = 1;
-  if (store_commit(en->st, &e)) {
+  int ok = !en->failed[0];
+  if (en->txn_open && store_commit(en->st, &e)) {
     store_rollback(en->st);
     ok = 0;
   }
@@ -76,7 +77,7 @@ static void commit_now(engine *en) {
   size_t n = en->nafter;
   en->after = NULL;
   en->nafter = en->after_cap = 0;
-  if (!ok) engine_fail(en, e.msg);
+  if (!ok) engine_fail(en, en->failed[0] ? en->failed : e.msg);
   for (size_t i = 0; i < n; i++) list[i].fn(list[i].ud, ok);
   free(list);
 }
@@ -98,7 +99,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents) {
   (void)revents;
   engine *en = w->data;
   if (en->need_schedule) schedule(en);
-  if (en->txn_open) commit_now(en);
+  if (en->txn_open || en->nafter) commit_now(en);
   /* Work queued by the callbacks is committed on the next iteration. */
   if ((en->txn_open || en->need_schedule) && !en->failed[0])
     ev_idle_start(loop, &en->idle);
@@ -211,13 +212,21 @@ static void on_ingest_committed(void *ud, int ok) {
 
 int engine_ingest(engine *en, const char *source, const char *dedupe_key, const char *payload,
                   size_t len, engine_ingest_cb cb, void *ud, perr *e) {
+  return engine_ingest_parsed(en, source, dedupe_key, NULL, payload, len, cb, ud, e);
+}
+
+int engine_ingest_parsed(engine *en, const char *source, const char *dedupe_key,
+                         const cJSON *event, const char *payload, size_t len, engine_ingest_cb cb,
+                         void *ud, perr *e) {
   if (en->shutting_down) return perr_set(e, "promptd is shutting down");
   pending_ingest *p = calloc(1, sizeof *p);
   if (!p) return perr_set(e, "out of memory");
   store *s = engine_txn(en, e);
-  int rc = s ? intake_event(s, en->rs, source, dedupe_key, payload, len, en->cfg.max_event_bytes,
-                            clock_now_ms(), &p->r, e)
-             : INTAKE_STORE_FAILED;
+  int rc = !s      ? INTAKE_STORE_FAILED
+           : event ? intake_event_parsed(s, en->rs, source, dedupe_key, event, payload, len,
+                                         en->cfg.max_event_bytes, clock_now_ms(), &p->r, e)
+                   : intake_event(s, en->rs, source, dedupe_key, payload, len,
+                                  en->cfg.max_event_bytes, clock_now_ms(), &p->r, e);
   if (rc) {
     free(p);
     /* A store error dooms this iteration's transaction: everyone waiting on
@@ -234,6 +243,18 @@ int engine_ingest(engine *en, const char *source, const char *dedupe_key, const 
   }
   if (p->r.runs) en->need_schedule = 1;
   en->backlog += p->r.runs;
+  /* Without grouping the answer still waits for on_prepare (never from
+   * inside this call), but the transaction, and its fsync, is this
+   * event's alone. */
+  if (en->cfg.commit_each) {
+    perr ce;
+    if (store_commit(en->st, &ce)) {
+      store_rollback(en->st);
+      en->txn_open = 0;
+      engine_fail(en, ce.msg);
+    }
+    en->txn_open = 0;
+  }
   return 0;
 }
 
@@ -323,8 +344,11 @@ static void on_shutdown_timeout(struct ev_loop *loop, ev_timer *w, int revents) 
     en->cancel_asked = 1;
     size_t asked = 0;
     for (active_run *ar = en->runs; ar; ar = ar->next) {
+      /* Only a step in flight has a kind to ask: a run past its last step
+       * has position == nsteps. */
+      if (ar->phase != AR_IN_FLIGHT) continue;
       const action_kind *k = ar->rc->steps[ar->position].kind;
-      if (ar->phase == AR_IN_FLIGHT && k->cancel) {
+      if (k->cancel) {
         k->cancel(&ar->call);
         asked++;
       }
@@ -386,7 +410,7 @@ size_t engine_backlog(engine *en) {
 }
 
 int engine_idle(engine *en) {
-  if (en->nactive || en->txn_open || en->need_schedule) return 0;
+  if (en->nactive || en->txn_open || en->nafter || en->need_schedule) return 0;
   int64_t id;
   size_t n = 0;
   perr e;

@@ -49,6 +49,7 @@ typedef struct engine_config {
   retry_policy retry;         /* default 5 attempts, 1 s base, 5 min cap */
   double poll_interval;       /* seconds between checks for outside writes; 0.25 */
   double shutdown_timeout;    /* seconds in-flight steps get at shutdown; 30 */
+  int commit_each;            /* commit each intake at once (no grouping); 0 */
 } engine_config;
 
 void engine_config_defaults(engine_config *c);
@@ -92,6 +93,11 @@ typedef void (*engine_ingest_cb)(void *ud, int ok, const intake_result *r, const
 int engine_ingest(engine *en, const char *source, const char *dedupe_key, const char *payload,
                   size_t len, engine_ingest_cb cb, void *ud, perr *e);
 
+/* The same for a trigger that built the event itself: event is the parse
+ * of payload (intake_event_parsed). */
+int engine_ingest_parsed(engine *en, const char *source, const char *dedupe_key,
+                         const cJSON *event, const char *payload, size_t len, engine_ingest_cb cb,
+                         void *ud, perr *e);
 /* Queues fn to run once the current transaction is durable. Opens the
  * transaction when none is open. Used by the engine and triggers whose
  * acknowledgement waits for durability. */

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "core/cond.h"
 #include "core/utf8.h"
@@ -22,15 +21,6 @@ int intake_check_payload(const char *payload, size_t len, size_t max_bytes, perr
     return perr_set(e, "event is not valid UTF-8 (first bad byte at offset %zu)", bad);
   if (memchr(payload, '\0', len))
     return perr_set(e, "event holds a NUL byte");
-  return 0;
-}
-
-/* A key no other event can have: 128 random bits. */
-static int fresh_key(char out[40], perr *e) {
-  unsigned char r[16];
-  if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
-    return perr_set(e, "cannot read random bytes for an event key");
-  for (size_t i = 0; i < sizeof r; i++) snprintf(out + 2 * i, 3, "%02x", r[i]);
   return 0;
 }
 
@@ -66,6 +56,10 @@ static cJSON *parse_object(const char *payload, size_t len, perr *e) {
   return obj;
 }
 
+static int intake_store(store *s, const recipe_set *rs, const char *source,
+                        const char *dedupe_key, const cJSON *event, const char *payload,
+                        size_t len, int64_t now, intake_result *r, perr *e);
+
 int intake_event(store *s, const recipe_set *rs, const char *source, const char *dedupe_key,
                  const char *payload, size_t len, size_t max_bytes, int64_t now,
                  intake_result *r, perr *e) {
@@ -74,17 +68,35 @@ int intake_event(store *s, const recipe_set *rs, const char *source, const char 
   if (intake_check_payload(payload, len, max_bytes, e)) return INTAKE_REFUSED;
   cJSON *event = parse_object(payload, len, e);
   if (!event) return INTAKE_REFUSED;
-  char key[40];
+  int rc = intake_store(s, rs, source, dedupe_key, event, payload, len, now, r, e);
+  cJSON_Delete(event);
+  return rc;
+}
+
+int intake_event_parsed(store *s, const recipe_set *rs, const char *source,
+                        const char *dedupe_key, const cJSON *event, const char *payload,
+                        size_t len, size_t max_bytes, int64_t now, intake_result *r, perr *e) {
+  memset(r, 0, sizeof *r);
+  if (!source || !*source) return perr_set(e, "event source is empty");
+  if (!max_bytes) max_bytes = INTAKE_DEFAULT_MAX_EVENT_BYTES;
+  if (len > max_bytes)
+    return perr_set(e, "event is %zu bytes, over the limit of %zu bytes", len, max_bytes);
+  if (!cJSON_IsObject(event)) return perr_set(e, "event must be a JSON object");
+  return intake_store(s, rs, source, dedupe_key, event, payload, len, now, r, e);
+}
+
+static int intake_store(store *s, const recipe_set *rs, const char *source,
+                        const char *dedupe_key, const cJSON *event, const char *payload,
+                        size_t len, int64_t now, intake_result *r, perr *e) {
   int rc = INTAKE_REFUSED;
   /* Filters see the same shape as templates: { event: ... }. */
   cJSON *ctx = cJSON_CreateObject();
-  if (!ctx || (!dedupe_key && fresh_key(key, e))) {
-    if (!ctx) perr_set(e, "out of memory");
+  if (!ctx) {
+    perr_set(e, "out of memory");
     goto out;
   }
-  if (!dedupe_key) dedupe_key = key;
   /* Match before writing, so nothing after the first write can refuse. */
-  cJSON_AddItemReferenceToObject(ctx, "event", event);
+  cJSON_AddItemReferenceToObject(ctx, "event", (cJSON *)event);
   size_t n = recipe_set_count(rs), nmatch = 0;
   const recipe **match = n ? malloc(n * sizeof *match) : NULL;
   if (n && !match) {
@@ -110,7 +122,6 @@ out_match:
   free(match);
 out:
   cJSON_Delete(ctx);
-  cJSON_Delete(event);
   if (rc) memset(r, 0, sizeof *r);
   return rc;
 }

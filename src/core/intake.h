@@ -21,6 +21,7 @@
 #ifndef PROMPTD_INTAKE_H
 #define PROMPTD_INTAKE_H
 
+#include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,13 +39,20 @@ typedef struct intake_result {
 
 enum { INTAKE_REFUSED = -1, INTAKE_STORE_FAILED = -2 };
 
-/* dedupe_key NULL: a fresh unique key (every call is a new event).
+/* dedupe_key NULL: no key, every call is a new event (stored as NULL: a
+ * random key would land each insert on a random page of the unique index).
  * max_bytes 0: INTAKE_DEFAULT_MAX_EVENT_BYTES.  Requires an open
  * transaction on s.  Returns 0, INTAKE_REFUSED or INTAKE_STORE_FAILED. */
 int intake_event(store *s, const recipe_set *rs, const char *source, const char *dedupe_key,
                  const char *payload, size_t len, size_t max_bytes, int64_t now,
                  intake_result *r, perr *e);
 
+/* The same for a caller that built the event itself: `event` is the parse
+ * of payload (a JSON object whose text promptd printed, so valid UTF-8
+ * without NUL), which spares the second parse.  Only the size is checked. */
+int intake_event_parsed(store *s, const recipe_set *rs, const char *source,
+                        const char *dedupe_key, const cJSON *event, const char *payload,
+                        size_t len, size_t max_bytes, int64_t now, intake_result *r, perr *e);
 /* Payload checks alone (size, UTF-8, JSON object), for callers that want to
  * refuse early. */
 int intake_check_payload(const char *payload, size_t len, size_t max_bytes, perr *e);

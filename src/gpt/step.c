@@ -291,14 +291,12 @@ static void call_free(gpt_call *k) {
   free(k);
 }
 
-/* The engine frees its HTTP client (completing calls in flight) before
- * this; what is left here waited for a slot or a rate-limit timer. */
+/* The engine frees its HTTP client (completing calls in flight) and its
+ * runs, action_calls included, before this; what is left here waited for a
+ * slot or a rate-limit timer, and its action_call is gone: never touch it. */
 static void gpt_shutdown(void *state) {
   gpt_state *g = state;
-  while (g->live) {
-    if (g->live->c) g->live->c->priv = NULL;
-    call_free(g->live);
-  }
+  while (g->live) call_free(g->live);
   gpt_providers_release(&g->providers);
   gpt_limiter_free(g->limiter);
   gpt_budget_free(g->budget);

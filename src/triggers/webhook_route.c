@@ -252,6 +252,15 @@ static char *dedupe_key(const cJSON *cfg, const webhook_request *rq, const cJSON
 
 int webhook_event_build(const cJSON *cfg, const webhook_request *rq, char **payload, size_t *len,
                         char **dedupe, char *why, size_t why_len) {
+  cJSON *ev = NULL;
+  int st = webhook_event_make(cfg, rq, &ev, payload, len, dedupe, why, why_len);
+  cJSON_Delete(ev);
+  return st;
+}
+
+int webhook_event_make(const cJSON *cfg, const webhook_request *rq, cJSON **event, char **payload,
+                       size_t *len, char **dedupe, char *why, size_t why_len) {
+  *event = NULL;
   *payload = NULL;
   *dedupe = NULL;
   *len = 0;
@@ -295,12 +304,13 @@ int webhook_event_build(const cJSON *cfg, const webhook_request *rq, char **payl
   }
   *dedupe = dedupe_key(cfg, rq, body);
   *payload = cJSON_PrintUnformatted(ev);
-  cJSON_Delete(ev);
   if (!*payload) {
+    cJSON_Delete(ev);
     free(*dedupe);
     *dedupe = NULL;
     return fail(why, why_len, 500, "out of memory");
   }
+  *event = ev;
   *len = strlen(*payload);
   return 0;
 }

@@ -65,4 +65,9 @@ void webhook_allow_list(const cJSON *cfg, char *out, size_t len);
 int webhook_event_build(const cJSON *cfg, const webhook_request *rq, char **payload, size_t *len,
                         char **dedupe, char *why, size_t why_len);
 
+/* The same, also handing over the event itself (*event, the parse of
+ * *payload, for engine_ingest_parsed); the caller frees all three. */
+int webhook_event_make(const cJSON *cfg, const webhook_request *rq, cJSON **event, char **payload,
+                       size_t *len, char **dedupe, char *why, size_t why_len);
+
 #endif

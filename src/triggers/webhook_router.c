@@ -33,9 +33,9 @@ const field_spec webhook_http_fields[] = {
      .help = "larger request bodies are answered 413 (default 1048576)"},
     {.name = "max_header_bytes",
      .type = FT_INT,
-     .min = 1024,
+     .min = 4096,
      .max = 1024 * 1024,
-     .help = "memory for one request's line and headers (default 16384)"},
+     .help = "memory for one request's line and headers (default 8192)"},
     {.name = "max_connections",
      .type = FT_INT,
      .min = 1,
@@ -257,9 +257,10 @@ static void on_request(void *ud, http_req *req) {
                         .nheaders = headers.n, .query = query.v, .nquery = query.n};
   rq.body = http_req_body(req, &rq.body_len);
   char *payload, *dedupe, why[240];
+  cJSON *event;
   size_t len;
-  int st = webhook_event_build(routes[0]->trigger_cfg, &rq, &payload, &len, &dedupe, why,
-                               sizeof why);
+  int st = webhook_event_make(routes[0]->trigger_cfg, &rq, &event, &payload, &len, &dedupe, why,
+                              sizeof why);
   free(headers.v);
   free(query.v);
   if (st) {
@@ -273,13 +274,15 @@ static void on_request(void *ud, http_req *req) {
     reply_status(req, 500, "out of memory");
   } else {
     *p = (pending){r, req};
-    if (engine_ingest(r->en, routes[0]->source, dedupe, payload, len, on_ingested, p, &e)) {
+    if (engine_ingest_parsed(r->en, routes[0]->source, dedupe, event, payload, len, on_ingested,
+                             p, &e)) {
       free(p);
-      int full = strstr(e.msg, "shutting down") != NULL;
+      int busy = strstr(e.msg, "shutting down") != NULL, big = strstr(e.msg, "over the limit") != NULL;
       log_info("webhook refused", "path=%s error=%s", path, log_q(e.msg));
-      reply_status(req, full ? 503 : 400, e.msg);
+      reply_status(req, busy ? 503 : big ? 413 : 400, e.msg);
     }
   }
+  cJSON_Delete(event);
   free(payload);
   free(dedupe);
 }
@@ -299,7 +302,7 @@ webhook_router *webhook_router_new(engine *en, const config *cfg, const char *li
   http_server_opts o = {
       .listen = listen,
       .max_body = (size_t)cfg_int(sec, "max_body_bytes", 1024 * 1024),
-      .max_header = (size_t)cfg_int(sec, "max_header_bytes", 16 * 1024),
+      .max_header = (size_t)cfg_int(sec, "max_header_bytes", 8 * 1024),
       .max_connections = (unsigned)cfg_int(sec, "max_connections", 1024),
       .idle_timeout_s = (unsigned)cfg_int(sec, "idle_timeout_s", 30),
   };

@@ -21,7 +21,7 @@
  * the dedupe key and body mapping.
  *
  * Configuration, section `http:`
- *   listen: 127.0.0.1:8080     max_body_bytes: 1048576   max_header_bytes: 16384
+ *   listen: 127.0.0.1:8080     max_body_bytes: 1048576   max_header_bytes: 8192
  *   max_connections: 1024      idle_timeout_s: 30         max_queue: 100000
  *   queue_retry_after_s: 5
  */

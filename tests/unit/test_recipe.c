@@ -138,7 +138,7 @@ static void test_wrong_types(void **state) {
   load_err("name: t\ntrigger: { event: { source: s } }\nsteps: []\n",
            "r.yaml:3:8: steps: expected a non-empty list of steps, got an empty list", NULL);
   load_err("name: t\ntrigger: event\nsteps: []\n",
-           "r.yaml:2:10: trigger: expected a mapping with one trigger kind (available: event), "
+           "r.yaml:2:10: trigger: expected a mapping with one trigger kind (available: event, webhook), "
            "got \"event\"",
            NULL);
   load_err(ONE_STEP("  - id: a\n    csvfile: { path: o.csv, row: \"{{event.n}}\" }\n"),
@@ -251,7 +251,7 @@ static void test_duplicate_step_ids(void **state) {
 static void test_unknown_kinds(void **state) {
   (void)state;
   load_err("name: t\ntrigger: { webhok: { path: /x } }\nsteps: []\n",
-           "r.yaml:2:12: trigger.webhok: unknown trigger kind 'webhok' (available: event)", NULL);
+           "r.yaml:2:12: trigger.webhok: unknown trigger kind 'webhok' (did you mean 'webhook'? available: event, webhook)", NULL);
   load_err("name: t\ntrigger: { evnt: { source: s } }\nsteps: []\n",
            "r.yaml:2:12: trigger.evnt: unknown trigger kind 'evnt' (did you mean 'event'?", NULL);
   load_err("name: t\ntrigger: {}\nsteps: []\n",
@@ -260,8 +260,8 @@ static void test_unknown_kinds(void **state) {
            "r.yaml:2:34: trigger.cron: a recipe has exactly one trigger; this one already has "
            "'event'",
            NULL);
-  load_err(ONE_STEP("  - id: a\n    slack: { text: hi }\n"),
-           "r.yaml:5:5: steps[0].slack: unknown field or action 'slack'", "actions: log, csvfile");
+  load_err(ONE_STEP("  - id: a\n    trello: { card: hi }\n"),
+           "r.yaml:5:5: steps[0].trello: unknown field or action 'trello'", "actions: log, csvfile");
 }
 
 static void test_two_actions(void **state) {
