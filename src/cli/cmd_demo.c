@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
+#include "cli/demo_post.h"
 #include "cli/fake_server.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -26,15 +27,22 @@
 #include "core/log.h"
 #include "core/recipe_import.h"
 #include "core/recipe_set.h"
+#include "triggers/webhook_router.h"
 
 static const char usage_text[] =
     "usage: promptd demo [--recipes DIR] [--keep] [--verbose]\n"
     "\n"
     "Imports the example recipes (default: the recipes/ folder promptd was built\n"
-    "from, else " PROMPTD_DATA_RECIPES "), emits the sample events in DIR/samples/*.json\n"
-    "(each {\"source\": NAME, \"events\": [ ... ]}), runs everything in a temporary\n"
-    "database and shows each run and the files the recipes wrote. GPT steps call\n"
-    "the real API when OPENAI_API_KEY is set, else promptd's fake OpenAI server.\n"
+    "from, else " PROMPTD_DATA_RECIPES "), feeds the sample events in\n"
+    "DIR/samples/*.json to them, runs everything in a temporary database and shows\n"
+    "each run, the files the recipes wrote and the Slack messages sent.  Samples of\n"
+    "the form {\"source\": NAME, \"events\": [...]} go through intake as `emit`\n"
+    "would; {\"webhook\": PATH, \"sign\": {...}, \"events\": [...]} are posted, signed,\n"
+    "to promptd's webhook server on a free loopback port.\n"
+    "\n"
+    "GPT steps call the real API when OPENAI_API_KEY is set, else promptd's fake\n"
+    "OpenAI server; Slack steps post to SLACK_SALES_URL when it is set, else to\n"
+    "promptd's fake Slack, whose messages the demo prints.\n"
     "\n"
     "  --recipes DIR  the recipes to run\n"
     "  --keep         keep the temporary directory and print its path\n"
@@ -42,6 +50,7 @@ static const char usage_text[] =
 
 typedef struct demo_wait {
   engine *en;
+  demo_posts *posts;
   ev_timer check, limit;
   int timed_out;
 } demo_wait;
@@ -49,7 +58,7 @@ typedef struct demo_wait {
 static void on_check(struct ev_loop *loop, ev_timer *w, int revents) {
   (void)revents;
   demo_wait *dw = w->data;
-  if (engine_idle(dw->en)) ev_break(loop, EVBREAK_ALL);
+  if (demo_posts_done(dw->posts) && engine_idle(dw->en)) ev_break(loop, EVBREAK_ALL);
 }
 
 static void on_limit(struct ev_loop *loop, ev_timer *w, int revents) {
@@ -60,12 +69,15 @@ static void on_limit(struct ev_loop *loop, ev_timer *w, int revents) {
 }
 
 /* dir/name into out; 0 when it fit. */
+#define SLACK_RECORD "slack-received.jsonl"
+
 static int join_path(char *out, size_t size, const char *dir, const char *name) {
   int n = snprintf(out, size, "%s/%s", dir, name);
   return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
-static int emit_samples(store *s, const char *dir, int *count, int *runs, perr *e) {
+static int emit_samples(store *s, const char *dir, int *count, int *runs, cJSON *webhooks,
+                        perr *e) {
   char path[PATH_MAX];
   char sdir[PATH_MAX];
   if (join_path(sdir, sizeof sdir, dir, "samples")) return perr_set(e, "path too long: %s", dir);
@@ -85,9 +97,17 @@ static int emit_samples(store *s, const char *dir, int *count, int *runs, perr *
     free(text);
     const cJSON *src = cJSON_GetObjectItemCaseSensitive(doc, "source");
     const cJSON *events = cJSON_GetObjectItemCaseSensitive(doc, "events");
+    const cJSON *hook = cJSON_GetObjectItemCaseSensitive(doc, "webhook");
+    if (cJSON_IsString(hook) && cJSON_IsArray(events)) {
+      if (demo_posts_secret_env(doc, "promptd-demo-secret"))
+        printf("%s: signing with a demo secret (its secret variable is not set)\n", de->d_name);
+      cJSON_AddItemToArray(webhooks, doc);
+      continue;
+    }
     if (!cJSON_IsString(src) || !cJSON_IsArray(events)) {
       cJSON_Delete(doc);
-      perr_set(e, "%s: expected {\"source\": NAME, \"events\": [...]}", path);
+      perr_set(e, "%s: expected {\"source\": NAME, \"events\": [...]} or {\"webhook\": PATH, "
+                  "\"events\": [...]}", path);
       store_rollback(s);
       goto out;
     }
@@ -144,7 +164,9 @@ static void show_files(const char *dir) {
   if (!d) return;
   struct dirent *de;
   while ((de = readdir(d))) {
-    if (de->d_name[0] == '.' || strncmp(de->d_name, "promptd.db", 10) == 0) continue;
+    if (de->d_name[0] == '.' || strncmp(de->d_name, "promptd.db", 10) == 0 ||
+        strcmp(de->d_name, SLACK_RECORD) == 0)
+      continue;
     char path[PATH_MAX];
     struct stat sb;
     if (join_path(path, sizeof path, dir, de->d_name)) continue;
@@ -159,6 +181,31 @@ static void show_files(const char *dir) {
   closedir(d);
 }
 
+/* What the fake Slack received, one message a line. */
+static void show_slack(const char *dir) {
+  char path[PATH_MAX];
+  if (join_path(path, sizeof path, dir, SLACK_RECORD)) return;
+  perr e;
+  size_t len;
+  char *text = cli_read_file(path, 4u << 20, &len, &e);
+  if (!text) return;
+  printf("\n== Slack (fake) received ==\n");
+  int n = 0;
+  for (char *line = text, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+    nl = strchr(line, '\n');
+    if (nl) *nl = '\0';
+    cJSON *rec = cJSON_Parse(line);
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(rec, "body"), "text");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(rec, "status");
+    if (cJSON_IsString(msg))
+      printf("%s  [%d]\n", msg->valuestring, cJSON_IsNumber(st) ? st->valueint : 0), n++;
+    cJSON_Delete(rec);
+  }
+  if (!n) printf("(no messages)\n");
+  free(text);
+}
+
 static void remove_dir(const char *dir) {
   DIR *d = opendir(dir);
   if (!d) return;
@@ -170,6 +217,30 @@ static void remove_dir(const char *dir) {
   }
   closedir(d);
   rmdir(dir);
+}
+
+static pid_t start_fake_slack(const char *tmp) {
+  const char *url = getenv("SLACK_SALES_URL");
+  if (url && *url) {
+    printf("Slack steps post to SLACK_SALES_URL (set in the environment).\n\n");
+    return 0;
+  }
+  char record[PATH_MAX];
+  if (join_path(record, sizeof record, tmp, SLACK_RECORD)) return -1;
+  const char *const args[] = {"--quiet", "--record", record, NULL};
+  int port;
+  perr e;
+  pid_t pid = fake_server_start_args(fake_slack_script(), args, &port, &e);
+  if (pid < 0) {
+    fprintf(stderr, "promptd: SLACK_SALES_URL is not set and %s\n", e.msg);
+    return -1;
+  }
+  char hook[128];
+  snprintf(hook, sizeof hook, "http://127.0.0.1:%d/services/T0DEMO/B0DEMO/demo", port);
+  setenv("SLACK_SALES_URL", hook, 1);
+  printf("SLACK_SALES_URL is not set: Slack steps post to promptd's fake Slack at\n%s\n"
+         "(it answers like Slack; the demo prints what it received).\n\n", hook);
+  return pid;
 }
 
 static const char *default_recipes(void) {
@@ -238,6 +309,10 @@ int cmd_demo(int argc, char **argv, const cli_globals *g) {
   if (!verbose) log_set_level(LOG_WARN);
 
   int rc = EXIT_RUNTIME, emitted = 0, queued = 0;
+  pid_t slack = start_fake_slack(tmp);
+  cJSON *webhooks = cJSON_CreateArray();
+  webhook_router *router = NULL;
+  demo_posts *posts = NULL;
   config cfg;
   config_init(&cfg);
   perr e;
@@ -249,8 +324,10 @@ int cmd_demo(int argc, char **argv, const cli_globals *g) {
   char db[PATH_MAX + 16];
   snprintf(db, sizeof db, "%s/promptd.db", tmp);
   printf("promptd demo in %s\nrecipes from %s\n\n", tmp, rdir);
-  if (!loop || config_load(&cfg, NULL, &e) || store_open(&s, db, 0, &e) || recipe_import_path(s, rdir, &items, &nitems, &e) ||
-      emit_samples(s, rdir, &emitted, &queued, &e)) {
+  if (slack < 0 || !webhooks) goto out;
+  if (!loop || config_load(&cfg, NULL, &e) || store_open(&s, db, 0, &e) ||
+      recipe_import_path(s, rdir, &items, &nitems, &e) ||
+      emit_samples(s, rdir, &emitted, &queued, webhooks, &e)) {
     cli_fail(EXIT_RUNTIME, "%s", loop ? e.msg : "cannot create the event loop");
     goto out;
   }
@@ -262,7 +339,16 @@ int cmd_demo(int argc, char **argv, const cli_globals *g) {
     cli_fail(EXIT_RUNTIME, "%s", e.msg);
     goto out;
   }
-  demo_wait dw = {.en = en};
+  if (cJSON_GetArraySize(webhooks) > 0) {
+    if (!(router = webhook_router_new(en, &cfg, "127.0.0.1:0", &e)) ||
+        !(posts = demo_posts_start(loop, webhook_router_port(router), webhooks, &e))) {
+      cli_fail(EXIT_RUNTIME, "%s", e.msg);
+      goto out;
+    }
+    printf("posting the webhook samples, signed, to http://127.0.0.1:%d\n",
+           webhook_router_port(router));
+  }
+  demo_wait dw = {.en = en, .posts = posts};
   ev_timer_init(&dw.check, on_check, 0.05, 0.05);
   ev_timer_init(&dw.limit, on_limit, 60., 0.);
   dw.check.data = dw.limit.data = &dw;
@@ -275,15 +361,27 @@ int cmd_demo(int argc, char **argv, const cli_globals *g) {
     cli_fail(EXIT_RUNTIME, "%s", engine_failed(en));
     goto out;
   }
+  if (posts)
+    printf("webhooks: %d accepted (202), %d refused\n", demo_posts_accepted(posts),
+           demo_posts_refused(posts));
   show_runs(s);
   show_files(tmp);
+  show_slack(tmp);
+  if (posts && demo_posts_refused(posts)) {
+    cli_fail(EXIT_RUNTIME, "demo: %d webhook posts were refused", demo_posts_refused(posts));
+    goto out;
+  }
   if (dw.timed_out) {
     cli_fail(EXIT_RUNTIME, "demo: runs were still unfinished after 60 s");
     goto out;
   }
   rc = EXIT_OK;
 out:
+  demo_posts_free(posts);
   engine_free(en);
+  webhook_router_free(router);
+  cJSON_Delete(webhooks);
+  fake_server_stop(slack);
   store_close(s);
   import_items_free(items, nitems);
   config_release(&cfg);

@@ -1,8 +1,8 @@
 /*
- * fake_server: starts and stops promptd's fake OpenAI server (a python3
- * script shipped with promptd) for `promptd demo` without an API key, and
- * for the benchmarks.  It answers like the real API, deterministically and
- * at no cost.
+ * fake_server: starts and stops promptd's fake OpenAI and Slack servers
+ * (python3 scripts shipped with promptd) for `promptd demo` without an API
+ * key or a Slack workspace, and for the benchmarks.  They answer like the
+ * real APIs, deterministically and at no cost.
  */
 #ifndef PROMPTD_FAKE_SERVER_H
 #define PROMPTD_FAKE_SERVER_H
@@ -16,6 +16,10 @@ const char *fake_server_script(void);
 /* Runs `python3 SCRIPT --port 0 --latency-ms N` and waits for its
  * "listening HOST:PORT" line. Returns the pid, or -1 with e set. */
 pid_t fake_server_start(const char *script, int latency_ms, int *port, perr *e);
+/* Runs `python3 SCRIPT --port 0 ARGS...` (args NULL-terminated, may be
+ * NULL) the same way.  The script's later output goes nowhere. */
+pid_t fake_server_start_args(const char *script, const char *const *args, int *port, perr *e);
+const char *fake_slack_script(void);
 void fake_server_stop(pid_t pid);
 
 #endif

@@ -132,3 +132,65 @@ def wait_until(what, fn, timeout=60, interval=0.1):
             return v
         time.sleep(interval)
     raise TimeoutError("timed out waiting for %s" % what)
+
+
+FAKE_SLACK = os.path.join(SOURCE_DIR, "tests", "fake", "fake_slack.py")
+
+
+class FakeSlack:
+    """Runs tests/fake/fake_slack.py on port 0; its stdout (one line per
+    request) is copied to a log file so the pipe never fills.
+
+        slack = FakeSlack(["--webhook", "/services/T/B/X"], log=path)
+        slack.url                      # http://127.0.0.1:PORT
+        slack.requests()               # recorded requests (list of dicts)
+        slack.faults({"kind": "rate_limit", "count": 1})
+    """
+
+    def __init__(self, args=(), log=None):
+        cmd = [sys.executable, FAKE_SLACK, "--port", "0"] + [str(a) for a in args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        line = self.proc.stdout.readline().decode("utf-8", "replace")
+        if not line.startswith("listening "):
+            self.stop()
+            raise RuntimeError("fake_slack.py did not start: %r" % line)
+        self.url = "http://" + line.split(" ", 1)[1].strip()
+        self.log = open(log, "ab") if log else None
+        self.pump = threading.Thread(target=self._drain, daemon=True)
+        self.pump.start()
+
+    def _drain(self):
+        for line in self.proc.stdout:
+            if self.log:
+                self.log.write(line)
+                self.log.flush()
+
+    def _call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"} if data else {})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    def requests(self):
+        return self._call("GET", "/_fake/requests")
+
+    def stats(self):
+        return self._call("GET", "/_fake/stats")
+
+    def faults(self, *faults):
+        return self._call("POST", "/_fake/faults", {"faults": list(faults)})
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        if self.log:
+            self.log.close()
+            self.log = None

@@ -15,17 +15,13 @@ waiting steps run after the restart."""
 import json
 import os
 import signal
-import subprocess
-import sys
-import threading
 import time
-import urllib.request
 
+from fake_server import FakeSlack
 from promptd_test import Failure, main
 
 SOURCE_DIR = os.environ.get("PROMPTD_SOURCE_DIR",
                             os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-FAKE = os.path.join(SOURCE_DIR, "tests", "fake", "fake_slack.py")
 
 TOKEN = "xoxb-1111-2222-SeCrEtBoTtOkEn0123"
 WRONG_TOKEN = "xoxb-9999-8888-NotTheRightOne"
@@ -34,60 +30,6 @@ ERR_PATH = "/services/T000AAAA/B000CCCC/ErRoRsHoOk0123456789"
 PACE_PATH = "/services/T000AAAA/B000DDDD/PaCeHoOk0123456789"
 PACE2_PATH = "/services/T000AAAA/B000EEEE/PaCeHoOkTwo0123456789"
 SECRETS = (TOKEN, WRONG_TOKEN, "SeCrEtHoOkPaTh", "ErRoRsHoOk", "PaCeHoOk")
-
-
-class FakeSlack:
-    """Runs fake_slack.py on port 0; its stdout (one line per request) is
-    copied to a log file so the pipe never fills."""
-
-    def __init__(self, args=(), log=None):
-        cmd = [sys.executable, FAKE, "--port", "0"] + [str(a) for a in args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        line = self.proc.stdout.readline().decode("utf-8", "replace")
-        if not line.startswith("listening "):
-            self.stop()
-            raise RuntimeError("fake_slack.py did not start: %r" % line)
-        self.url = "http://" + line.split(" ", 1)[1].strip()
-        self.log = open(log, "ab") if log else None
-        self.pump = threading.Thread(target=self._drain, daemon=True)
-        self.pump.start()
-
-    def _drain(self):
-        for line in self.proc.stdout:
-            if self.log:
-                self.log.write(line)
-                self.log.flush()
-
-    def _call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"} if data else {})
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return json.loads(r.read())
-
-    def requests(self):
-        return self._call("GET", "/_fake/requests")
-
-    def stats(self):
-        return self._call("GET", "/_fake/stats")
-
-    def faults(self, *faults):
-        return self._call("POST", "/_fake/faults", {"faults": list(faults)})
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if getattr(self, "pump", None):
-            self.pump.join(5)
-        self.proc.stdout.close()
-        if getattr(self, "log", None):
-            self.log.close()
-            self.log = None
 
 
 def slack_escape(s):
