@@ -65,7 +65,8 @@ int cmd_status(int argc, char **argv, const cli_globals *g) {
       cJSON_AddStringToObject(t, "recipe", r->name);
       cJSON_AddStringToObject(t, "kind", r->trigger->name);
       cJSON_AddStringToObject(t, "source", r->source);
-      /* Passive triggers are fed by intake (emit); they have no poll to fail. */
+      /* Passive triggers are fed by intake (emit, the webhook server); they
+       * have no poll to fail. */
       cJSON_AddStringToObject(t, "state", (r->trigger->flags & TRIGGER_PASSIVE) ? "passive" : "unknown");
       cJSON_AddNullToObject(t, "last_success");
       cJSON_AddItemToArray(trig, t);
@@ -90,7 +91,9 @@ int cmd_status(int argc, char **argv, const cli_globals *g) {
     for (size_t i = 0; i < recipe_set_count(rs); i++) {
       const recipe *r = recipe_set_at(rs, i);
       printf("trigger:  %-24s %s (source %s): %s\n", r->name, r->trigger->name, r->source,
-             (r->trigger->flags & TRIGGER_PASSIVE) ? "passive, fed by intake" : "unknown");
+             (r->trigger->flags & TRIGGER_HTTP)      ? "passive, fed by the daemon's webhook server"
+             : (r->trigger->flags & TRIGGER_PASSIVE) ? "passive, fed by intake"
+                                                      : "unknown");
     }
   }
   recipe_set_free(rs);
