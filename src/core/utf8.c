@@ -1,9 +1,20 @@
 #include "core/utf8.h"
 
+#include <stdint.h>
+#include <string.h>
+
 int utf8_valid(const char *s, size_t len, size_t *bad) {
   const unsigned char *p = (const unsigned char *)s;
   size_t i = 0;
   while (i < len) {
+    /* Most text is ASCII: skip it eight bytes at a time. */
+    while (i + 8 <= len) {
+      uint64_t w;
+      memcpy(&w, p + i, sizeof w);
+      if (w & 0x8080808080808080ull) break;
+      i += 8;
+    }
+    if (i >= len) break;
     unsigned c = p[i];
     size_t n;
     unsigned min, cp;
