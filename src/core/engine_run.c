@@ -483,7 +483,9 @@ static cJSON *build_ctx(const store_run *run, const store_event *ev, perr *e) {
     cJSON_Delete(ctx);
     cJSON_Delete(event);
     cJSON_Delete(runj);
-    perr_set(e, "event %lld: cannot build the template context", (long long)ev->id);
+    perr_set(e, "event %lld: %s", (long long)ev->id,
+             event || !ctx || !runj ? "cannot build the template context (out of memory)"
+                                    : "its stored payload does not parse as JSON");
     return NULL;
   }
   cJSON_AddItemToObject(ctx, "event", event);
@@ -616,7 +618,21 @@ int claim_run(engine *en, int64_t id) {
   store_event_release(&ev);
   ev_timer_init(&ar->deliver, on_deliver, 0., 0.);
   ar->deliver.data = ar;
-  if (!ar->ctx || restore_steps(ar, &e)) {
+  if (!ar->ctx) {
+    /* An event intake accepted but that cannot be read back is this run's
+     * problem, not the engine's: stopping would stop again at every start. */
+    free(ar);
+    store *s = engine_txn(en, &e);
+    perr e2;
+    if (!s || store_run_update(s, id, "failed", run.attempt, 0, e.msg, clock_now_ms(), &e2)) {
+      store_run_release(&run);
+      return -1;
+    }
+    log_error("run failed", "run=%lld error=%s", (long long)id, log_q(e.msg));
+    store_run_release(&run);
+    return 1;
+  }
+  if (restore_steps(ar, &e)) {
     cJSON_Delete(ar->ctx);
     free(ar);
     store_run_release(&run);

@@ -142,11 +142,13 @@ static int parse_form(const char *body, size_t len, cJSON **out, char *why, size
 }
 
 /* Media type (lower-cased, parameters dropped) and whether the charset, if
- * any, is one promptd reads. */
+ * any, is one promptd reads.  0 for an empty or non-ASCII type: it is
+ * quoted in the answer, which must stay valid UTF-8. */
 static int media_type(const char *ct, char *type, size_t len, int *charset_ok) {
   size_t n = 0;
   while (*ct == ' ' || *ct == '\t') ct++;
   while (ct[n] && ct[n] != ';' && ct[n] != ' ' && ct[n] != '\t' && n + 1 < len) {
+    if ((unsigned char)ct[n] < 0x21 || (unsigned char)ct[n] > 0x7e) return 0;
     type[n] = (char)((ct[n] >= 'A' && ct[n] <= 'Z') ? ct[n] + 32 : ct[n]);
     n++;
   }
@@ -166,6 +168,20 @@ static int is_json_type(const char *t) {
   size_t n = strlen(t);
   return strcmp(t, "application/json") == 0 ||
          (strncmp(t, "application/", 12) == 0 && n > 17 && strcmp(t + n - 5, "+json") == 0);
+}
+
+/* Nesting depth of a parsed value (cJSON bounds it at CJSON_NESTING_LIMIT,
+ * so the recursion is bounded too). */
+static int json_depth(const cJSON *j, int d) {
+  int deepest = d;
+  if (cJSON_IsArray(j) || cJSON_IsObject(j)) {
+    deepest = d + 1;
+    for (const cJSON *c = j->child; c; c = c->next) {
+      int k = json_depth(c, d + 1);
+      if (k > deepest) deepest = k;
+    }
+  }
+  return deepest;
 }
 
 static int parse_body(const webhook_request *rq, cJSON **out, char *why, size_t why_len) {
@@ -210,6 +226,12 @@ static int parse_body(const webhook_request *rq, cJSON **out, char *why, size_t 
       cJSON_Delete(j);
       return fail(why, why_len, 400, "body is not valid JSON (text after the value)");
     }
+  /* The event wraps the body one level deeper, and must parse back. */
+  if (json_depth(j, 0) > WEBHOOK_BODY_MAX_DEPTH) {
+    cJSON_Delete(j);
+    snprintf(why, why_len, "body is nested more than %d levels deep", WEBHOOK_BODY_MAX_DEPTH);
+    return 400;
+  }
   *out = j;
   return 0;
 }
@@ -223,12 +245,14 @@ static cJSON *headers_object(const webhook_request *rq) {
   cJSON *h = cJSON_CreateObject();
   for (size_t i = 0; h && i < rq->nheaders; i++) {
     if (credential_header(rq->headers[i].name)) continue;
-    char name[128];
-    size_t n = 0;
-    for (const char *p = rq->headers[i].name; *p && n + 1 < sizeof name; p++)
-      name[n++] = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
-    name[n] = '\0';
-    if (add_repeatable(h, name, rq->headers[i].value)) {
+    /* Whole names, lower-cased (ASCII only, so UTF-8 stays intact); the
+     * server's header memory bounds their length. */
+    char *name = strdup(rq->headers[i].name);
+    for (char *p = name; p && *p; p++)
+      if (*p >= 'A' && *p <= 'Z') *p = (char)(*p + 32);
+    int bad = !name || add_repeatable(h, name, rq->headers[i].value);
+    free(name);
+    if (bad) {
       cJSON_Delete(h);
       return NULL;
     }

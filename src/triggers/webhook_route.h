@@ -22,6 +22,9 @@
  *   none, with an empty body                  null
  *   anything else                             415
  * Text in any form must be valid UTF-8 (400 otherwise): events are JSON.
+ * JSON bodies may nest WEBHOOK_BODY_MAX_DEPTH levels.  rq->body must be
+ * NUL-terminated (the HTTP server's bodies are); a text body ends at the
+ * first NUL, so a NUL byte anywhere in a body is refused.
  *
  * Authorization, Proxy-Authorization and Cookie headers are left out of the
  * event: they are credentials, and events are stored and shown.
@@ -33,6 +36,9 @@
 #include <stddef.h>
 
 #define WEBHOOK_SOURCE_PREFIX "webhook:"
+/* A JSON body deeper than this is refused (400): the event adds a level
+ * and must stay within what cJSON parses back (CJSON_NESTING_LIMIT). */
+#define WEBHOOK_BODY_MAX_DEPTH 512
 /* Event source names are at most 64 characters. */
 #define WEBHOOK_PATH_MAX (64 - (int)(sizeof WEBHOOK_SOURCE_PREFIX - 1))
 

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import time
 
 from promptd_test import main
@@ -142,6 +143,18 @@ def body(c):
     c.write("config.yaml", CONFIG)
     rc, _, err = c.run("recipe", "import", c.path("recipes"))
     c.check("import", rc == 0, err)
+    # An event whose stored payload does not parse (as a bug or a hand edit
+    # could leave): its run fails with the reason; the daemon keeps serving.
+    c.run("status")  # creates the database with its schema
+    con = sqlite3.connect(c.db)
+    with con:
+        cur = con.execute("INSERT INTO events (source, dedupe_key, payload, received_at)"
+                          " VALUES ('webhook:/hooks/open', NULL, '{\"broken', 0)")
+        bad_event = cur.lastrowid
+        con.execute("INSERT INTO runs (event_id, recipe, recipe_version, status, attempt,"
+                    " next_attempt_at, created_at, updated_at)"
+                    " VALUES (?, 'open', 1, 'queued', 0, 0, 0, 0)", (bad_event,))
+    con.close()
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -150,7 +163,7 @@ def body(c):
                             env={"HOOK_SECRET": SECRET})
     c.wait_for("daemon serving", lambda: c.serving(daemon), timeout=30)
     cl = Client(port)
-    accepted = []
+    accepted = [bad_event]
 
     def expect(what, got, status, **fields):
         st, doc, hdrs = got
@@ -277,6 +290,22 @@ def body(c):
                                          {"Content-Type": "text/plain"}), 400)
     expect("body over max_body_bytes", cl.post("/hooks/open", b'{"a":"' + b"x" * 70000 + b'"}'),
            413)
+    # Found by the fuzz target: a body at cJSON's nesting limit made an event
+    # that could not be parsed back, and a long non-ASCII header name was cut
+    # inside a UTF-8 character.
+    expect("JSON nested 1000 deep", cl.post("/hooks/open", b"[" * 1000 + b"]" * 1000), 400)
+    expect("JSON nested 600 deep", cl.post("/hooks/open", b"[" * 600 + b"]" * 600), 400)
+    doc, _ = expect("JSON nested 500 deep", cl.post("/hooks/open", b"[" * 500 + b"]" * 500), 202)
+    long_name = "X" * 126 + "\u00e9"
+    raw = (b"POST /hooks/open HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           + long_name.encode() + b": v\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+    out = cl.raw(raw)
+    c.check("long non-ASCII header name accepted whole", statuses(out) == [202], repr(out[:200]))
+    for m in re.findall(rb'"event_id":(\d+)', out):
+        accepted.append(int(m))
+        ev = json.loads(c.sql("SELECT payload FROM events WHERE id = ?", (int(m),))[0][0])
+        c.check("long header name stored intact", long_name.lower() in ev["headers"],
+                repr(list(ev["headers"]))[:300])
 
     # Hostile clients, on raw sockets.
     big = (b"POST /hooks/open HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -320,7 +349,12 @@ def body(c):
     c.check("events are exactly the 202s", rows == sorted(accepted),
             "%r vs %r" % (rows, sorted(accepted)))
     c.wait_for("all runs finished", lambda: c.sql(
-        "SELECT count(*) FROM runs WHERE status NOT IN ('succeeded')")[0][0] == 0, timeout=30)
+        "SELECT count(*) FROM runs WHERE status NOT IN ('succeeded', 'failed')")[0][0] == 0,
+        timeout=30)
+    failed = c.sql("SELECT event_id, last_error FROM runs WHERE status = 'failed'")
+    c.check("only the unreadable event's run failed, saying why",
+            len(failed) == 1 and failed[0][0] == bad_event
+            and "does not parse as JSON" in (failed[0][1] or ""), repr(failed))
     with open(csv, encoding="utf-8") as f:
         lines = f.read().splitlines()
     c.check("github run wrote its row once", lines == ['"opened","issues"'], repr(lines))
