@@ -18,6 +18,13 @@ static const char usage_text[] =
     "of the oldest runnable run, and each enabled recipe's trigger and its state.\n"
     "Exit code 0 whether or not a daemon runs; 1 when the database cannot be read.\n";
 
+/* passive | ok | failing | waiting (active, no attempt recorded yet). */
+static const char *trigger_state(const recipe *r, int health_rc, const store_trigger_health *h) {
+  if (r->trigger->flags & TRIGGER_PASSIVE) return "passive";
+  if (health_rc != 0) return "waiting";
+  return h->last_error ? "failing" : "ok";
+}
+
 int cmd_status(int argc, char **argv, const cli_globals *g) {
   if (cli_wants_help(argc, argv)) return fputs(usage_text, stdout), EXIT_OK;
   int json = 0;
@@ -66,9 +73,23 @@ int cmd_status(int argc, char **argv, const cli_globals *g) {
       cJSON_AddStringToObject(t, "kind", r->trigger->name);
       cJSON_AddStringToObject(t, "source", r->source);
       /* Passive triggers are fed by intake (emit, the webhook server); they
-       * have no poll to fail. */
-      cJSON_AddStringToObject(t, "state", (r->trigger->flags & TRIGGER_PASSIVE) ? "passive" : "unknown");
-      cJSON_AddNullToObject(t, "last_success");
+       * have no poll to fail.  Active ones report every attempt. */
+      store_trigger_health h;
+      int hr = (r->trigger->flags & TRIGGER_PASSIVE) ? 1 : store_trigger_health_get(s, r->source, &h, &e);
+      char when[40];
+      cJSON_AddStringToObject(t, "state", trigger_state(r, hr, &h));
+      if (hr == 0 && h.last_success) {
+        clock_format_ms(h.last_success, when, sizeof when);
+        cJSON_AddStringToObject(t, "last_success", when);
+      } else {
+        cJSON_AddNullToObject(t, "last_success");
+      }
+      if (hr == 0 && h.last_error) {
+        cJSON_AddStringToObject(t, "last_error", h.last_error);
+        clock_format_ms(h.failing_since, when, sizeof when);
+        cJSON_AddStringToObject(t, "failing_since", when);
+      }
+      if (hr == 0) store_trigger_health_release(&h);
       cJSON_AddItemToArray(trig, t);
     }
     cli_print_json(o);
@@ -90,10 +111,22 @@ int cmd_status(int argc, char **argv, const cli_globals *g) {
     if (!recipe_set_count(rs)) puts("triggers: no enabled recipes");
     for (size_t i = 0; i < recipe_set_count(rs); i++) {
       const recipe *r = recipe_set_at(rs, i);
-      printf("trigger:  %-24s %s (source %s): %s\n", r->name, r->trigger->name, r->source,
-             (r->trigger->flags & TRIGGER_HTTP)      ? "passive, fed by the daemon's webhook server"
-             : (r->trigger->flags & TRIGGER_PASSIVE) ? "passive, fed by intake"
-                                                      : "unknown");
+      if (r->trigger->flags & TRIGGER_PASSIVE) {
+        printf("trigger:  %-24s %s (source %s): %s\n", r->name, r->trigger->name, r->source,
+               (r->trigger->flags & TRIGGER_HTTP) ? "passive, fed by the daemon's webhook server"
+                                                  : "passive, fed by intake");
+        continue;
+      }
+      store_trigger_health h;
+      int hr = store_trigger_health_get(s, r->source, &h, &e);
+      char ok[40] = "never", since[40] = "";
+      if (hr == 0 && h.last_success) clock_format_ms(h.last_success, ok, sizeof ok);
+      if (hr == 0 && h.last_error) clock_format_ms(h.failing_since, since, sizeof since);
+      printf("trigger:  %-24s %s (source %s): %s, last success %s", r->name, r->trigger->name,
+             r->source, trigger_state(r, hr, &h), ok);
+      if (hr == 0 && h.last_error) printf(", failing since %s: %s", since, h.last_error);
+      putchar('\n');
+      if (hr == 0) store_trigger_health_release(&h);
     }
   }
   recipe_set_free(rs);

@@ -139,10 +139,21 @@ typedef struct trigger_kind {
   /* The event source its events are ingested under (malloc'd). Recipes
    * match events by this name. */
   char *(*source)(const cJSON *cfg);
-  /* Active kinds only (NULL for TRIGGER_PASSIVE). create does no I/O;
-   * start registers watchers; stop is asynchronous and calls done once;
-   * destroy is safe on half-built state. */
-  int (*create)(trigger_inst **out, const cJSON *cfg, struct engine *eng, perr *e);
+  /* Active kinds only (NULL for TRIGGER_PASSIVE).  The engine keeps one
+   * instance per event source among the enabled recipes (the first recipe
+   * by name gives the configuration) and replaces it when that changes.
+   * create does no I/O (cfg and source stay valid until destroy); start
+   * registers watchers on engine_loop(eng); stop is asynchronous and calls
+   * done exactly once, never from inside stop; destroy frees, whatever the
+   * state (after stop, half-built, or still running: it stops its watchers).
+   *
+   * An instance produces events with engine_ingest, keeps its position with
+   * engine_cursor_get/set (the cursor commits in the same transaction as the
+   * events ingested in the same loop iteration, so nothing is skipped or
+   * repeated) and reports each attempt with engine_trigger_report, which
+   * `promptd status` shows. */
+  int (*create)(trigger_inst **out, const cJSON *cfg, const char *source, struct engine *eng,
+                perr *e);
   int (*start)(trigger_inst *t, perr *e);
   void (*stop)(trigger_inst *t, void (*done)(void *ud), void *ud);
   void (*destroy)(trigger_inst *t);

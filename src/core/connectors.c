@@ -9,6 +9,7 @@
 
 extern const trigger_kind trigger_event;
 extern const trigger_kind trigger_webhook;
+extern const trigger_kind trigger_schedule;
 extern const action_kind action_log;
 extern const action_kind action_csvfile;
 extern const action_kind action_gpt;
@@ -23,6 +24,7 @@ extern const field_spec webhook_http_fields[];
 const trigger_kind *const connectors_triggers[] = {
     &trigger_event,
     &trigger_webhook,
+    &trigger_schedule,
     NULL,
 };
 

@@ -84,8 +84,9 @@ static void commit_now(engine *en) {
 
 static void schedule(engine *en);
 
-static void maybe_finish_shutdown(engine *en) {
-  if (en->shutting_down && en->nactive == 0 && !en->txn_open && en->shutdown_done) {
+void engine_maybe_finish_shutdown(engine *en) {
+  if (en->shutting_down && en->nactive == 0 && !en->txn_open && !en->ntriggers_stopping &&
+      en->shutdown_done) {
     void (*done)(void *) = en->shutdown_done;
     en->shutdown_done = NULL;
     ev_timer_stop(en->loop, &en->shutdown_timer);
@@ -105,7 +106,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents) {
     ev_idle_start(loop, &en->idle);
   else
     ev_idle_stop(loop, &en->idle);
-  maybe_finish_shutdown(en);
+  engine_maybe_finish_shutdown(en);
 }
 
 static void on_idle(struct ev_loop *loop, ev_idle *w, int revents) {
@@ -125,6 +126,7 @@ static int reload_recipes(engine *en) {
   en->rs = rs;
   log_info("recipes loaded", "enabled=%zu generation=%lld", recipe_set_count(rs),
            (long long)recipe_set_generation(rs));
+  engine_triggers_reconcile(en);
   return 0;
 }
 
@@ -206,7 +208,7 @@ typedef struct pending_ingest {
 
 static void on_ingest_committed(void *ud, int ok) {
   pending_ingest *p = ud;
-  p->cb(p->ud, ok, &p->r, ok ? NULL : "the event could not be stored durably");
+  if (p->cb) p->cb(p->ud, ok, &p->r, ok ? NULL : "the event could not be stored durably");
   free(p);
 }
 
@@ -330,6 +332,7 @@ int engine_start(engine *en, perr *e) {
   ev_timer_start(en->loop, &en->poll);
   en->need_schedule = 1;
   ev_idle_start(en->loop, &en->idle);
+  engine_triggers_reconcile(en);
   return 0;
 }
 
@@ -370,7 +373,7 @@ static void on_shutdown_timeout(struct ev_loop *loop, ev_timer *w, int revents) 
   }
   if (left) log_warn("steps left for the next start", "runs=%zu", left);
   en->need_schedule = 0;
-  maybe_finish_shutdown(en);
+  engine_maybe_finish_shutdown(en);
 }
 
 void engine_shutdown(engine *en, void (*done)(void *ud), void *ud) {
@@ -381,6 +384,7 @@ void engine_shutdown(engine *en, void (*done)(void *ud), void *ud) {
   ev_timer_stop(en->loop, &en->poll);
   ev_timer_stop(en->loop, &en->wake);
   log_info("stopping: finishing in-flight steps", "runs=%zu", en->nactive);
+  engine_triggers_stop(en);
   /* Runs not inside a step go back to the queue now. */
   for (active_run *ar = en->runs, *next; ar; ar = next) {
     next = ar->next;
@@ -434,6 +438,7 @@ void engine_free(engine *en) {
   for (size_t i = 0; i < n; i++) list[i].fn(list[i].ud, 0);
   free(list);
   while (en->runs) run_drop(en->runs);
+  engine_triggers_free(en);
   ev_prepare_stop(en->loop, &en->prepare);
   ev_idle_stop(en->loop, &en->idle);
   ev_timer_stop(en->loop, &en->poll);

@@ -88,8 +88,8 @@ int engine_idle(engine *en);
 typedef void (*engine_ingest_cb)(void *ud, int ok, const intake_result *r, const char *err);
 
 /* Intake for triggers on the loop. Fails now (-1, e set) for a payload
- * refused outright; otherwise cb is called exactly once after the group
- * commit. */
+ * refused outright; otherwise cb (may be NULL) is called exactly once
+ * after the group commit. */
 int engine_ingest(engine *en, const char *source, const char *dedupe_key, const char *payload,
                   size_t len, engine_ingest_cb cb, void *ud, perr *e);
 
@@ -98,6 +98,15 @@ int engine_ingest(engine *en, const char *source, const char *dedupe_key, const 
 int engine_ingest_parsed(engine *en, const char *source, const char *dedupe_key,
                          const cJSON *event, const char *payload, size_t len, engine_ingest_cb cb,
                          void *ud, perr *e);
+/* For active triggers (connector.h): the source's stored cursor (malloc'd;
+ * 1 when there is none yet), and a new one written in this iteration's
+ * transaction, with the events ingested alongside it. */
+int engine_cursor_get(engine *en, const char *source, char **cursor, perr *e);
+int engine_cursor_set(engine *en, const char *source, const char *cursor, perr *e);
+/* Records an attempt of an active trigger (error NULL: it worked) for
+ * `promptd status`, and logs a change between working and failing once,
+ * not at every attempt. */
+void engine_trigger_report(engine *en, const char *source, const char *error);
 /* Queues fn to run once the current transaction is durable. Opens the
  * transaction when none is open. Used by the engine and triggers whose
  * acknowledgement waits for durability. */

@@ -72,6 +72,8 @@ typedef struct after_cb {
   void *ud;
 } after_cb;
 
+typedef struct trigger_entry trigger_entry;
+
 typedef struct version_entry {
   recipe *rc;
   struct version_entry *next;
@@ -97,6 +99,8 @@ struct engine {
   active_run *runs;
   size_t nactive;
   resource *resources;
+  trigger_entry *triggers;   /* active trigger instances (engine_triggers.c) */
+  size_t ntriggers_stopping;
   int64_t data_version;
   int need_schedule;
   int shutting_down;
@@ -108,6 +112,15 @@ struct engine {
 
 /* engine.c */
 void engine_fail(engine *en, const char *why);
+/* Calls the shutdown callback once nothing is left: no run, no open
+ * transaction, no trigger still stopping. */
+void engine_maybe_finish_shutdown(engine *en);
+
+/* engine_triggers.c: one instance per active trigger source of the
+ * enabled recipes; reconcile after every (re)load, stop at shutdown. */
+void engine_triggers_reconcile(engine *en);
+void engine_triggers_stop(engine *en);
+void engine_triggers_free(engine *en);
 
 /* engine_run.c: claims a runnable run and starts it (1), leaves it for
  * later because of its recipe's limit (0), or fails (-1). */

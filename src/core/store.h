@@ -209,6 +209,20 @@ int store_step_finish(store *s, int64_t run_id, int position, const char *step_i
 int store_cursor_get(store *s, const char *source, char **cursor, perr *e);
 int store_cursor_set(store *s, const char *source, const char *cursor, int64_t now, perr *e);
 
+/* ---- trigger health ---- */
+typedef struct store_trigger_health {
+  int64_t last_success;  /* 0: never */
+  int64_t last_attempt;
+  int64_t failing_since; /* 0: not failing */
+  char *last_error;      /* NULL after a success */
+} store_trigger_health;
+/* error NULL: the attempt succeeded. */
+int store_trigger_health_set(store *s, const char *source, const char *error, int64_t now,
+                             perr *e);
+/* Returns 1 when the source has never reported. */
+int store_trigger_health_get(store *s, const char *source, store_trigger_health *out, perr *e);
+void store_trigger_health_release(store_trigger_health *h);
+
 /* ---- usage (tokens, cost) and the response cache ---- */
 typedef struct store_usage_row {
   char *recipe;       /* NULL in a total */

@@ -131,3 +131,55 @@ int store_cursor_set(store *s, const char *source, const char *cursor, int64_t n
   }
   return store_step_done(s, st, "set cursor", e);
 }
+
+int store_trigger_health_set(store *s, const char *source, const char *error, int64_t now,
+                             perr *e) {
+  sqlite3_stmt *st = store_stmt(
+      s, ST_HEALTH_SET,
+      "INSERT INTO trigger_health (source, last_success, last_attempt, last_error, failing_since)"
+      " VALUES (?1, CASE WHEN ?3 IS NULL THEN ?2 END, ?2, ?3, CASE WHEN ?3 IS NULL THEN NULL"
+      " ELSE ?2 END)"
+      " ON CONFLICT (source) DO UPDATE SET last_attempt = ?2, last_error = ?3,"
+      " last_success = CASE WHEN ?3 IS NULL THEN ?2 ELSE last_success END,"
+      " failing_since = CASE WHEN ?3 IS NULL THEN NULL ELSE coalesce(failing_since, ?2) END",
+      e);
+  if (!st) return -1;
+  if (sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC) || sqlite3_bind_int64(st, 2, now) ||
+      sqlite3_bind_text(st, 3, error, -1, SQLITE_STATIC)) {
+    store_fail(s, "set trigger health", e);
+    store_stmt_done(st);
+    return -1;
+  }
+  return store_step_done(s, st, "set trigger health", e);
+}
+
+int store_trigger_health_get(store *s, const char *source, store_trigger_health *out, perr *e) {
+  memset(out, 0, sizeof *out);
+  sqlite3_stmt *st = store_stmt(s, ST_HEALTH_GET,
+                                "SELECT coalesce(last_success, 0), last_attempt,"
+                                " coalesce(failing_since, 0), last_error"
+                                " FROM trigger_health WHERE source = ?1",
+                                e);
+  if (!st) return -1;
+  int rc = SQLITE_MISUSE, ret = 0;
+  if (sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC) == SQLITE_OK) rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    out->last_success = sqlite3_column_int64(st, 0);
+    out->last_attempt = sqlite3_column_int64(st, 1);
+    out->failing_since = sqlite3_column_int64(st, 2);
+    if (store_col_text(st, 3, &out->last_error))
+      ret = perr_set(e, "store: trigger health: out of memory");
+  } else if (rc == SQLITE_DONE) {
+    ret = 1;
+  } else {
+    ret = store_fail(s, "get trigger health", e);
+  }
+  store_stmt_done(st);
+  return ret;
+}
+
+void store_trigger_health_release(store_trigger_health *h) {
+  if (!h) return;
+  free(h->last_error);
+  memset(h, 0, sizeof *h);
+}
