@@ -31,6 +31,10 @@
  * calls done, which may start or cancel calls: both are plain multi calls
  * made outside any libcurl callback, which curl allows.
  *
+ * http_client_start and http_client_start_easy differ only in how the
+ * easy handle is set up; both end in call_launch, and from there a call
+ * is a call.  easy_mode changes only what call_complete reports.
+ *
  * User callbacks (done) run only from drain(), defer_cb() and
  * http_client_free().  c->depth counts the libev callbacks of ours on the
  * stack; http_client_free called at depth > 0 completes the calls at once
@@ -75,6 +79,8 @@ typedef struct resp_full {
   http_response pub;
   const char *hdrs; /* "name\0value\0" pairs, names lower-cased */
   size_t hdrs_len;
+  const char *raw; /* the verbatim header stream of a raw_headers call */
+  size_t raw_len;
 } resp_full;
 
 struct http_call {
@@ -88,7 +94,10 @@ struct http_call {
   buf hdrs;
   int body_over_cap;
   int hdrs_over_cap;
+  int easy_mode;   /* started by http_client_start_easy */
+  int raw_headers; /* header stream kept verbatim */
   size_t max_response;
+  size_t max_headers;
   char errbuf[CURL_ERROR_SIZE];
   struct http_call *prev, *next; /* c->active, or c->cancelled (next only) */
 };
@@ -197,6 +206,37 @@ static void call_deliver_cancelled(http_call *call) {
   call_deliver(call, &r);
 }
 
+/* The response of a http_client_start_easy call: success is curl's word
+ * alone, and what was received stays visible on failure (an IMAP NO says
+ * why in its tagged line). */
+static void easy_result(http_call *call, CURLcode res, long status, resp_full *r) {
+  r->pub.status = status;
+  r->pub.body = call->body.data ? call->body.data : "";
+  r->pub.body_len = call->body.len;
+  if (call->raw_headers) {
+    r->raw = call->hdrs.data ? call->hdrs.data : "";
+    r->raw_len = call->hdrs.len;
+  } else {
+    r->hdrs = call->hdrs.data;
+    r->hdrs_len = call->hdrs.len;
+  }
+  if (res == CURLE_OK) {
+    r->pub.error = "";
+    return;
+  }
+  r->pub.transport_error = (int)res;
+  r->pub.timed_out = res == CURLE_OPERATION_TIMEDOUT;
+  if (call->body_over_cap || res == CURLE_FILESIZE_EXCEEDED)
+    snprintf(call->errbuf, sizeof call->errbuf, "response body larger than %zu bytes",
+             call->max_response);
+  else if (call->hdrs_over_cap)
+    snprintf(call->errbuf, sizeof call->errbuf, "response headers larger than %zu bytes",
+             call->max_headers);
+  else if (!call->errbuf[0])
+    snprintf(call->errbuf, sizeof call->errbuf, "%s", curl_easy_strerror(res));
+  r->pub.error = call->errbuf;
+}
+
 /* Finishes an ACTIVE call whose transfer curl reported done. */
 static void call_complete(http_call *call, CURLcode res) {
   http_client *c = call->c;
@@ -210,7 +250,9 @@ static void call_complete(http_call *call, CURLcode res) {
   call_detach(call);
 
   r.pub.total_s = total;
-  if (res == CURLE_OK && status > 0) {
+  if (call->easy_mode) {
+    easy_result(call, res, status, &r);
+  } else if (res == CURLE_OK && status > 0) {
     r.pub.status = status;
     r.pub.error = "";
     r.pub.body = call->body.data ? call->body.data : "";
@@ -227,7 +269,7 @@ static void call_complete(http_call *call, CURLcode res) {
                call->max_response);
     } else if (call->hdrs_over_cap) {
       snprintf(call->errbuf, sizeof call->errbuf, "response headers larger than %zu bytes",
-               MAX_HEADER_BYTES);
+               call->max_headers);
     } else if (!call->errbuf[0]) {
       snprintf(call->errbuf, sizeof call->errbuf, "%s",
                res != CURLE_OK ? curl_easy_strerror(res) : "no HTTP status received");
@@ -257,6 +299,11 @@ static int is_space(char ch) { return ch == ' ' || ch == '\t' || ch == '\r' || c
 static size_t header_cb(char *ptr, size_t size, size_t nitems, void *userdata) {
   http_call *call = userdata;
   size_t n = size * nitems;
+  if (call->raw_headers) {
+    if (buf_add(&call->hdrs, ptr, n) == 0) return n;
+    call->hdrs_over_cap = 1;
+    return 0;
+  }
   size_t end = n;
   while (end > 0 && is_space(ptr[end - 1])) end--;
   if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
@@ -427,6 +474,12 @@ const char *http_response_header(const http_response *r, const char *name) {
   return found;
 }
 
+const char *http_response_raw_headers(const http_response *r, size_t *len) {
+  const resp_full *f = (const resp_full *)r;
+  if (len) *len = f->raw ? f->raw_len : 0;
+  return f->raw ? f->raw : "";
+}
+
 http_client *http_client_new(struct ev_loop *loop, perr *e) {
   if (global_init(e)) return NULL;
   http_client *c = calloc(1, sizeof *c);
@@ -525,6 +578,22 @@ static CURLcode call_setup(http_call *call, const http_request *req) {
   return rc;
 }
 
+/* Hands a set-up call to the multi; frees it on failure. */
+static int call_launch(http_client *c, http_call *call, http_call **out, perr *e) {
+  /* May call timer_cb (which only arms a timer), never sock_cb or done:
+   * the transfer begins from the loop. */
+  CURLMcode mc = curl_multi_add_handle(c->multi, call->easy);
+  if (mc != CURLM_OK) {
+    perr_set(e, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
+    call_free(call);
+    return -1;
+  }
+  active_link(c, call);
+  c->in_flight++;
+  if (out) *out = call;
+  return 0;
+}
+
 int http_client_start(http_client *c, const http_request *req, http_done_fn done, void *ud,
                       http_call **out, perr *e) {
   if (out) *out = NULL;
@@ -540,8 +609,9 @@ int http_client_start(http_client *c, const http_request *req, http_done_fn done
   call->ud = ud;
   call->state = CALL_ACTIVE;
   call->max_response = req->max_response ? req->max_response : DEFAULT_MAX_RESPONSE;
+  call->max_headers = MAX_HEADER_BYTES;
   buf_init(&call->body, call->max_response);
-  buf_init(&call->hdrs, MAX_HEADER_BYTES);
+  buf_init(&call->hdrs, call->max_headers);
 
   for (size_t i = 0; req->headers && req->headers[i]; i++) {
     struct curl_slist *l = curl_slist_append(call->headers, req->headers[i]);
@@ -564,22 +634,59 @@ int http_client_start(http_client *c, const http_request *req, http_done_fn done
     call_free(call);
     return -1;
   }
-  /* May call timer_cb (which only arms a timer), never sock_cb or done:
-   * the transfer begins from the loop. */
-  CURLMcode mc = curl_multi_add_handle(c->multi, call->easy);
-  if (mc != CURLM_OK) {
-    perr_set(e, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
-    call_free(call);
-    return -1;
-  }
-  active_link(c, call);
-  c->in_flight++;
-  if (out) *out = call;
-  return 0;
+  return call_launch(c, call, out, e);
 
 oom:
   call_free(call);
   return perr_set(e, "out of memory");
+}
+
+int http_client_start_easy(http_client *c, CURL *easy, const http_easy_opts *opts,
+                           http_done_fn done, void *ud, http_call **out, perr *e) {
+  if (out) *out = NULL;
+  if (!easy) return perr_set(e, "no easy handle to start");
+  if (c->closing || !done) {
+    curl_easy_cleanup(easy);
+    return perr_set(e, c->closing ? "http client is shutting down" : "transfer needs a callback");
+  }
+  http_easy_opts o = {0};
+  if (opts) o = *opts;
+  http_call *call = calloc(1, sizeof *call);
+  if (!call) {
+    curl_easy_cleanup(easy);
+    return perr_set(e, "out of memory");
+  }
+  call->c = c;
+  call->easy = easy;
+  call->done = done;
+  call->ud = ud;
+  call->state = CALL_ACTIVE;
+  call->easy_mode = 1;
+  call->raw_headers = o.raw_headers != 0;
+  call->max_response = o.max_response ? o.max_response : DEFAULT_MAX_RESPONSE;
+  call->max_headers = o.max_headers ? o.max_headers : MAX_HEADER_BYTES;
+  buf_init(&call->body, call->max_response);
+  buf_init(&call->hdrs, call->max_headers);
+  long timeout = o.timeout_ms > 0 ? o.timeout_ms : DEFAULT_TIMEOUT_MS;
+  long connect = o.connect_timeout_ms > 0 ? o.connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+  CURLcode rc = CURLE_OK;
+#define SET(opt, val) (rc = rc == CURLE_OK ? curl_easy_setopt(easy, opt, val) : rc)
+  SET(CURLOPT_PRIVATE, (void *)call);
+  SET(CURLOPT_NOSIGNAL, 1L);
+  SET(CURLOPT_ERRORBUFFER, call->errbuf);
+  SET(CURLOPT_TIMEOUT_MS, timeout);
+  SET(CURLOPT_CONNECTTIMEOUT_MS, connect);
+  SET(CURLOPT_WRITEFUNCTION, write_cb);
+  SET(CURLOPT_WRITEDATA, (void *)call);
+  SET(CURLOPT_HEADERFUNCTION, header_cb);
+  SET(CURLOPT_HEADERDATA, (void *)call);
+#undef SET
+  if (rc != CURLE_OK) {
+    perr_set(e, "transfer setup: %s", curl_easy_strerror(rc));
+    call_free(call);
+    return -1;
+  }
+  return call_launch(c, call, out, e);
 }
 
 void http_call_cancel(http_call *call) {

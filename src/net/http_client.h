@@ -30,6 +30,14 @@
  *   it is the CURLcode, or HTTP_CANCELLED, and status is 0.  A body larger
  *   than max_response is a transport error, never a truncated success.
  *
+ * Other protocols on the same multi
+ *   http_client_start_easy runs an easy handle the caller configured (IMAP,
+ *   SMTP: URL, credentials, TLS, upload) under the same contract, so those
+ *   connections share the loop wiring, the timer and the shutdown order.
+ *   The glue keeps for itself only what it needs to drive and report the
+ *   transfer: private pointer, error buffer, write and header callbacks,
+ *   no signals, timeouts.
+ *
  * Process-wide state
  *   curl_global_init runs once, from the first http_client_new (promptd is
  *   single-threaded at that point).  curl_global_cleanup is never called:
@@ -39,6 +47,7 @@
 #ifndef PROMPTD_NET_HTTP_CLIENT_H
 #define PROMPTD_NET_HTTP_CLIENT_H
 
+#include <curl/curl.h>
 #include <stddef.h>
 
 #include "core/err.h"
@@ -94,6 +103,39 @@ int http_client_set_max_host_connections(http_client *c, long n, perr *e);
  * NULL) lets the caller cancel; it is valid until done has been called. */
 int http_client_start(http_client *c, const http_request *req, http_done_fn done, void *ud,
                       http_call **out, perr *e);
+
+/* What http_client_start_easy needs besides the easy handle. */
+typedef struct http_easy_opts {
+  long timeout_ms;         /* whole transfer; 0 = 60000 */
+  long connect_timeout_ms; /* 0 = 10000 */
+  size_t max_response;     /* body cap; 0 = 8 MiB; past it the call fails (transport error) */
+  size_t max_headers;      /* header stream cap; 0 = 256 KiB; past it the call fails */
+  /* 1: keep the header stream verbatim (for IMAP and SMTP it is every line
+   * the server sent), read with http_response_raw_headers.  0: parse it as
+   * HTTP, read with http_response_header. */
+  int raw_headers;
+} http_easy_opts;
+
+/* Starts a transfer on an easy handle the caller configured, under the
+ * contract of http_client_start.  The call owns easy from here on, also
+ * when this fails (it is cleaned up then): the caller must not touch it
+ * again, and must not set CURLOPT_PRIVATE, the error buffer, the write or
+ * header callbacks (the glue sets them; they would be overwritten).  What
+ * the caller's options point to (upload data, slists) must stay valid
+ * until done has run.  opts may be NULL (all defaults, parsed headers).
+ *
+ * The response differs from an HTTP call's in two ways: transport_error is
+ * 0 exactly when curl reported CURLE_OK (status is whatever
+ * CURLINFO_RESPONSE_CODE says, often 0 outside HTTP), and body and headers
+ * hold what was received also when the transfer failed, because other
+ * protocols explain a refusal in those lines. */
+int http_client_start_easy(http_client *c, CURL *easy, const http_easy_opts *opts,
+                           http_done_fn done, void *ud, http_call **out, perr *e);
+
+/* The header stream of a call started with raw_headers, verbatim and
+ * NUL-terminated, its length in *len (may be NULL); "" for other calls.
+ * Valid only during the callback. */
+const char *http_response_raw_headers(const http_response *r, size_t *len);
 
 /* Stops the transfer now; done is called later (next loop iteration, never
  * inside this call) with transport_error = HTTP_CANCELLED.  Only valid
