@@ -22,6 +22,7 @@ static const cli_command commands[] = {
     {"usage", "GPT calls, tokens and cost per recipe and model", cmd_usage},
     {"test", "dry-run a recipe against an event, calling nothing", cmd_test},
     {"template", "render a Mustache template against a JSON context", cmd_template},
+    {"mail", "show the event a message file gives and whether filters skip it", cmd_mail},
     {"connectors", "list trigger and action kinds and their fields", cmd_connectors},
     {"demo", "run the example recipes end to end in a temporary database", cmd_demo},
 };
