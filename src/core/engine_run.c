@@ -578,6 +578,18 @@ int recover_interrupted(engine *en, perr *e) {
   return rc ? -1 : 0;
 }
 
+/* A run that cannot even start (its recipe version or its event is not
+ * readable) fails with the reason; releases run.  1, or -1 when the store
+ * failed. */
+static int fail_unclaimed(engine *en, store_run *run, const char *why) {
+  perr e;
+  store *s = engine_txn(en, &e);
+  int rc = !s || store_run_update(s, run->id, "failed", run->attempt, 0, why, clock_now_ms(), &e);
+  if (!rc) log_error("run failed", "run=%lld error=%s", (long long)run->id, log_q(why));
+  store_run_release(run);
+  return rc ? -1 : 1;
+}
+
 /* 1: claimed; 0: left for later (per-recipe limit); -1: store failure. */
 int claim_run(engine *en, int64_t id) {
   perr e;
@@ -586,17 +598,7 @@ int claim_run(engine *en, int64_t id) {
   int rc = store_run_get(en->st, id, &run, &e);
   if (rc) return rc == 1 ? 0 : -1;
   const recipe *r = version_get(en, run.recipe, run.recipe_version, &e);
-  if (!r) {
-    store *s = engine_txn(en, &e);
-    perr e2;
-    if (!s || store_run_update(s, id, "failed", run.attempt, 0, e.msg, clock_now_ms(), &e2)) {
-      store_run_release(&run);
-      return -1;
-    }
-    log_error("run failed", "run=%lld error=%s", (long long)id, log_q(e.msg));
-    store_run_release(&run);
-    return 1;
-  }
+  if (!r) return fail_unclaimed(en, &run, e.msg);
   if (r->concurrency > 0 && active_for_recipe(en, r->name) >= (size_t)r->concurrency) {
     store_run_release(&run);
     return 0;
@@ -622,15 +624,7 @@ int claim_run(engine *en, int64_t id) {
     /* An event intake accepted but that cannot be read back is this run's
      * problem, not the engine's: stopping would stop again at every start. */
     free(ar);
-    store *s = engine_txn(en, &e);
-    perr e2;
-    if (!s || store_run_update(s, id, "failed", run.attempt, 0, e.msg, clock_now_ms(), &e2)) {
-      store_run_release(&run);
-      return -1;
-    }
-    log_error("run failed", "run=%lld error=%s", (long long)id, log_q(e.msg));
-    store_run_release(&run);
-    return 1;
+    return fail_unclaimed(en, &run, e.msg);
   }
   if (restore_steps(ar, &e)) {
     cJSON_Delete(ar->ctx);

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "cli/fake_server.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -32,19 +33,6 @@
 #include "core/recipe_import.h"
 #include "core/recipe_set.h"
 #include "core/store.h"
-
-static double mono_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
 
 /* utime + stime of another process, in seconds. */
 static double proc_cpu_s(pid_t pid) {
@@ -157,11 +145,6 @@ static result one_run(const char *dir, int rep, int port, pid_t fake, int events
   unlink(cfgpath);
   result r = {events / wall, cpu / events * 1e6, intake_s, fake_cpu / wall};
   return r;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv) {

@@ -83,15 +83,7 @@ class FakeOpenAI:
         return self._call("POST", "/_fake/reset", {})
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        stop_process(self.proc)
         if self.log is not subprocess.DEVNULL:
             self.log.close()
             self.log = subprocess.DEVNULL
@@ -122,6 +114,19 @@ def first_user(rec):
         if isinstance(m, dict) and m.get("role") == "user" and isinstance(m.get("content"), str):
             return m["content"]
     return ""
+
+
+def stop_process(proc):
+    """SIGTERM, then SIGKILL after 10 s; closes its stdout pipe."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.stdout:
+        proc.stdout.close()
 
 
 def wait_until(what, fn, timeout=60, interval=0.1):
@@ -165,12 +170,7 @@ class FakeSlack:
                 self.log.write(line)
                 self.log.flush()
 
-    def _call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"} if data else {})
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return json.loads(r.read())
+    _call = FakeOpenAI._call
 
     def requests(self):
         return self._call("GET", "/_fake/requests")
@@ -182,15 +182,7 @@ class FakeSlack:
         return self._call("POST", "/_fake/faults", {"faults": list(faults)})
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        stop_process(self.proc)
         if self.log:
             self.log.close()
             self.log = None
