@@ -199,9 +199,7 @@ static int skip_value(lex *x, tok first) {
   return 0;
 }
 
-static int is_tagged(const resp *r) {
-  return r->p < r->end && *r->p != '*' && *r->p != '+';
-}
+static int is_tagged(const resp *r) { return r->p < r->end && *r->p != '*' && *r->p != '+'; }
 
 /* An untagged response whose second token is word: the lexer is left
  * after it. */
@@ -397,11 +395,16 @@ static const struct {
   const char *name;
   unsigned bit;
 } list_attrs[] = {
-    {"\\Noselect", IMAP_ATTR_NOSELECT}, {"\\NonExistent", IMAP_ATTR_NOSELECT},
-    {"\\HasChildren", IMAP_ATTR_HASCHILDREN}, {"\\Drafts", IMAP_ATTR_DRAFTS},
-    {"\\Sent", IMAP_ATTR_SENT},         {"\\Trash", IMAP_ATTR_TRASH},
-    {"\\Junk", IMAP_ATTR_JUNK},         {"\\Archive", IMAP_ATTR_ARCHIVE},
-    {"\\All", IMAP_ATTR_ALL},           {"\\Flagged", IMAP_ATTR_FLAGGED},
+    {"\\Noselect", IMAP_ATTR_NOSELECT},
+    {"\\NonExistent", IMAP_ATTR_NOSELECT},
+    {"\\HasChildren", IMAP_ATTR_HASCHILDREN},
+    {"\\Drafts", IMAP_ATTR_DRAFTS},
+    {"\\Sent", IMAP_ATTR_SENT},
+    {"\\Trash", IMAP_ATTR_TRASH},
+    {"\\Junk", IMAP_ATTR_JUNK},
+    {"\\Archive", IMAP_ATTR_ARCHIVE},
+    {"\\All", IMAP_ATTR_ALL},
+    {"\\Flagged", IMAP_ATTR_FLAGGED},
 };
 
 void imap_folders_free(imap_folder *f, size_t count) {
@@ -552,8 +555,10 @@ int imap_parse_appenduid(const char *s, size_t n, uint32_t *uidvalidity, uint32_
   x.p += 11;
   tok a = lex_next(&x);
   tok b = lex_next(&x);
-  if (b.t == T_ATOM && b.n > 1 && b.p[b.n - 1] == ']') b.n--;
-  else return 0;
+  if (b.t == T_ATOM && b.n > 1 && b.p[b.n - 1] == ']')
+    b.n--;
+  else
+    return 0;
   uint32_t v, u;
   if (tok_u32(&a, &v) || tok_u32(&b, &u)) return 0;
   *uidvalidity = v;

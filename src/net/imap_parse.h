@@ -61,9 +61,9 @@ typedef struct imap_mailbox_info {
 } imap_mailbox_info;
 
 typedef struct imap_folder {
-  char *name;      /* as sent: unescaped if quoted, copied if a literal, UTF-7 kept */
-  char delim;      /* hierarchy delimiter, 0 for NIL */
-  unsigned attrs;  /* IMAP_ATTR_* */
+  char *name;     /* as sent: unescaped if quoted, copied if a literal, UTF-7 kept */
+  char delim;     /* hierarchy delimiter, 0 for NIL */
+  unsigned attrs; /* IMAP_ATTR_* */
 } imap_folder;
 
 /* Offset in s where the responses of the transcript's last command begin.

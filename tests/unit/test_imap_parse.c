@@ -87,8 +87,9 @@ static void test_status(void **state) {
   (void)state;
   imap_mailbox_info info;
   perr e;
-  const char s[] = "* STATUS \"INBOX\" (MESSAGES 231 UIDNEXT 44292 UIDVALIDITY 3)\r\n"
-                   "A9 OK Status completed.\r\n";
+  const char s[] =
+      "* STATUS \"INBOX\" (MESSAGES 231 UIDNEXT 44292 UIDVALIDITY 3)\r\n"
+      "A9 OK Status completed.\r\n";
   assert_int_equal(imap_parse_status(s, LEN(s), &info, &e), 0);
   assert_int_equal(info.exists, 231);
   assert_int_equal(info.uidnext, 44292);
@@ -197,8 +198,9 @@ static void test_list_special_use(void **state) {
  * be taken for a tagged line. */
 static void test_literal_with_fake_lines(void **state) {
   (void)state;
-  const char s[] = "* LIST () \"/\" {21}\r\nA9 OK x\r\n* SEARCH 1 2\r\n"
-                   "A10 OK List completed.\r\n";
+  const char s[] =
+      "* LIST () \"/\" {21}\r\nA9 OK x\r\n* SEARCH 1 2\r\n"
+      "A10 OK List completed.\r\n";
   imap_folder *f;
   size_t n;
   perr e;
@@ -216,9 +218,10 @@ static void test_fetch_flags(void **state) {
   (void)state;
   unsigned fl;
   perr e;
-  const char s[] = "* 1 FETCH (UID 3 FLAGS (\\Seen))\r\n"
-                   "* 2 FETCH (FLAGS (\\Draft \\Recent $Label) UID 7)\r\n"
-                   "A8 OK Store completed.\r\n";
+  const char s[] =
+      "* 1 FETCH (UID 3 FLAGS (\\Seen))\r\n"
+      "* 2 FETCH (FLAGS (\\Draft \\Recent $Label) UID 7)\r\n"
+      "A8 OK Store completed.\r\n";
   assert_int_equal(imap_parse_fetch_flags(s, LEN(s), 7, &fl, &e), 1);
   assert_int_equal(fl, IMAP_FLAG_DRAFT | IMAP_FLAG_RECENT);
   assert_int_equal(imap_parse_fetch_flags(s, LEN(s), 3, &fl, &e), 1);
