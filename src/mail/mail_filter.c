@@ -11,11 +11,27 @@
 
 #include <cjson/cJSON.h>
 #include <regex.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "core/err.h"
+#include "core/utf8.h"
+
+/* Formats the reason and returns skip.  Reasons quote addresses and
+ * patterns, which a cut could split mid-character: the result is cut back
+ * to its valid UTF-8 prefix, since it ends up in JSON. */
+__attribute__((format(printf, 4, 5))) static int reason(int skip, char *why, size_t len,
+                                                        const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, len, fmt, ap);
+  va_end(ap);
+  size_t bad;
+  if (!utf8_valid(why, strlen(why), &bad)) why[bad] = '\0';
+  return skip;
+}
 
 static const char *str_at(const cJSON *o, const char *key) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -115,27 +131,27 @@ static int automated(const cJSON *ev, char *why, size_t len) {
   const char *v, *t;
   size_t n;
   if ((v = str_at(h, "auto_submitted")) && (n = token(v, &t)) && !local_is(t, n, "no"))
-    return snprintf(why, len, "auto-generated (Auto-Submitted: %.*s)", (int)n, t), 1;
+    return reason(1, why, len, "auto-generated (Auto-Submitted: %.*s)", (int)n, t);
   if ((v = str_at(h, "x_autoreply")))
-    return snprintf(why, len, "auto-generated (X-Autoreply)"), 1;
+    return reason(1, why, len, "auto-generated (X-Autoreply)");
   if ((v = str_at(h, "precedence")) && (n = token(v, &t)) &&
       (local_is(t, n, "bulk") || local_is(t, n, "list") || local_is(t, n, "junk") ||
        local_is(t, n, "auto_reply")))
-    return snprintf(why, len, "bulk or list mail (Precedence: %.*s)", (int)n, t), 1;
+    return reason(1, why, len, "bulk or list mail (Precedence: %.*s)", (int)n, t);
   if ((v = str_at(h, "list_id")))
-    return snprintf(why, len, "mailing list (List-Id: %.200s)", v), 1;
+    return reason(1, why, len, "mailing list (List-Id: %.200s)", v);
   if ((v = str_at(h, "return_path"))) {
     const char *p = v;
     while (*p == ' ' || *p == '<' || *p == '>') p++;
-    if (*p == '\0') return snprintf(why, len, "bounce or null sender (Return-Path: <>)"), 1;
+    if (*p == '\0') return reason(1, why, len, "bounce or null sender (Return-Path: <>)");
   }
   const char *from = addr_of(ev, "from");
   const char *at = strrchr(from, '@');
   size_t ln = at ? (size_t)(at - from) : strlen(from);
   if (ln && system_sender(from, ln))
-    return snprintf(why, len, "system sender (%.200s)", from), 1;
+    return reason(1, why, len, "system sender (%.200s)", from);
   if (ln && noreply_sender(from, ln))
-    return snprintf(why, len, "no-reply sender (%.200s)", from), 1;
+    return reason(1, why, len, "no-reply sender (%.200s)", from);
   return 0;
 }
 
@@ -174,9 +190,9 @@ int mail_skip_reason(const cJSON *event, const mail_filter *f, char *why, size_t
   const char *from = addr_of(event, "from");
   for (size_t i = 0; f && i < f->n_own; i++)
     if (f->own[i] && *from && strcasecmp(from, f->own[i]) == 0)
-      return snprintf(why, len, "sent by the account itself (%.200s)", from), 1;
+      return reason(1, why, len, "sent by the account itself (%.200s)", from);
   if (!*from && !*addr_of(event, "reply_to"))
-    return snprintf(why, len, "no sender address"), 1;
+    return reason(1, why, len, "no sender address");
   if ((!f || !f->keep_automated) && automated(event, why, len)) return 1;
 
   pattern ps[6];
@@ -187,15 +203,15 @@ int mail_skip_reason(const cJSON *event, const mail_filter *f, char *why, size_t
     if (rc) {
       char msg[128];
       regerror(rc, &re, msg, sizeof msg);
-      snprintf(why, len, "mail filter %s: bad pattern '%.200s': %s", ps[i].name, ps[i].re, msg);
-      return -1;
+      return reason(-1, why, len, "mail filter %s: bad pattern '%.200s': %s", ps[i].name,
+                    ps[i].re, msg);
     }
     int m = pattern_matches(&re, event, ps[i].which);
     regfree(&re);
     if (m && ps[i].skip_on_match)
-      return snprintf(why, len, "%s matches %.200s", ps[i].name + 5, ps[i].re), 1;
+      return reason(1, why, len, "%s matches %.200s", ps[i].name + 5, ps[i].re);
     if (!m && !ps[i].skip_on_match)
-      return snprintf(why, len, "%s does not match %.200s", ps[i].name, ps[i].re), 1;
+      return reason(1, why, len, "%s does not match %.200s", ps[i].name, ps[i].re);
   }
   return 0;
 }

@@ -367,12 +367,6 @@ static int is_outlook_header(const line *ls, long k, long end) {
   return 0;
 }
 
-static int has_content(const line *ls, long end) {
-  for (long k = 0; k < end; k++)
-    if (!blank(&ls[k]) && !quoted(&ls[k])) return 1;
-  return 0;
-}
-
 /* Appends lines[from, to) with blank runs collapsed and the ends trimmed;
  * keep[k] == 0 skips line k. */
 static int emit_lines(buf *out, const line *ls, long from, long to, const unsigned char *keep) {
@@ -398,12 +392,14 @@ int mail_trim_quoted(buf *out, const char *s, size_t n) {
   if (count < 0) return -1;
   const line *ls = (const line *)(void *)store.data;
   long end = count;
+  int content = 0; /* a non-blank, unquoted line came before line k */
   for (long k = 0; k < end; k++) {
     if (is_signature(&ls[k]) ||
-        ((is_outlook_rule(&ls[k]) || is_outlook_header(ls, k, end)) && has_content(ls, k))) {
+        ((is_outlook_rule(&ls[k]) || is_outlook_header(ls, k, end)) && content)) {
       end = k;
       break;
     }
+    if (!blank(&ls[k]) && !quoted(&ls[k])) content = 1;
   }
   unsigned char *keep = NULL;
   int rc = 0;

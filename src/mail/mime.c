@@ -23,7 +23,9 @@
  * Bounds: the raw message is refused past max_message; body text is
  * collected up to BODY_FACTOR * max_text (enough for the trimmer to find
  * the reply in front of a long quote) and each result is cut to max_text;
- * the tree walk stops at MAX_DEPTH; every list stops at MAIL_MAX_LIST.
+ * the tree walk stops at MAX_DEPTH; every list stops at MAIL_MAX_LIST; a
+ * message with more boundaries or parts than mail has (MAX_BOUNDARIES,
+ * MAX_DASH_LINES) has its headers parsed and its body left out.
  */
 #include "mail/mime.h"
 
@@ -41,6 +43,15 @@
 
 #define MAX_DEPTH 32
 #define BODY_FACTOR 4
+/* Two shapes GMime handles at a cost out of proportion to the bytes:
+ * deep nesting (every "--" line is compared with every open boundary, so
+ * time grows with the square of the depth: 100,000 levels in 6 MB take
+ * seconds) and very many parts (each a few objects: 300,000 empty parts in
+ * 3 MB take a gigabyte).  Real mail declares a handful of boundaries and
+ * has far fewer lines starting with "--" than this (every part needs one);
+ * a message past either limit is read for its headers only. */
+#define MAX_BOUNDARIES 256
+#define MAX_DASH_LINES 10000
 
 static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
 
@@ -145,14 +156,15 @@ static InternetAddress *first_mailbox(InternetAddressList *l, int depth) {
   return NULL;
 }
 
-static int add_mailboxes(cJSON *arr, InternetAddressList *l, int depth) {
+/* *count: entries in arr so far (cJSON counts by walking the list). */
+static int add_mailboxes(cJSON *arr, int *count, InternetAddressList *l, int depth) {
   if (!l || depth > 4) return 0;
   int n = internet_address_list_length(l);
-  for (int i = 0; i < n && cJSON_GetArraySize(arr) < MAIL_MAX_LIST; i++) {
+  for (int i = 0; i < n && *count < MAIL_MAX_LIST; i++) {
     InternetAddress *ia = internet_address_list_get_address(l, i);
     if (INTERNET_ADDRESS_IS_GROUP(ia)) {
-      if (add_mailboxes(arr, internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)),
-                        depth + 1))
+      if (add_mailboxes(arr, count,
+                        internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)), depth + 1))
         return -1;
     } else if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
       cJSON *m = mailbox_json(ia);
@@ -161,6 +173,7 @@ static int add_mailboxes(cJSON *arr, InternetAddressList *l, int depth) {
         cJSON_Delete(m);
         return -1;
       }
+      ++*count;
     }
   }
   return 0;
@@ -168,7 +181,8 @@ static int add_mailboxes(cJSON *arr, InternetAddressList *l, int depth) {
 
 static int add_address_list(cJSON *ev, const char *key, InternetAddressList *l) {
   cJSON *arr = cJSON_AddArrayToObject(ev, key);
-  return arr ? add_mailboxes(arr, l, 0) : -1;
+  int count = 0;
+  return arr ? add_mailboxes(arr, &count, l, 0) : -1;
 }
 
 /* ---- the MIME tree ---- */
@@ -180,6 +194,7 @@ typedef struct walk {
   int saw_html;
   int cut;          /* collection stopped at cap */
   cJSON *attachments;
+  int n_attachments;
   int failed;       /* out of memory */
 } walk;
 
@@ -234,7 +249,7 @@ static size_t decoded_size(GMimeObject *o) {
 }
 
 static void add_attachment(walk *w, GMimeObject *o) {
-  if (cJSON_GetArraySize(w->attachments) >= MAIL_MAX_LIST) return;
+  if (w->n_attachments >= MAIL_MAX_LIST) return;
   cJSON *a = cJSON_CreateObject();
   GMimeContentType *ct = g_mime_object_get_content_type(o);
   char *mime = ct ? g_mime_content_type_get_mime_type(ct) : NULL;
@@ -249,6 +264,8 @@ static void add_attachment(walk *w, GMimeObject *o) {
       add_bool(a, "inline", is_inline) || !cJSON_AddItemToArray(w->attachments, a)) {
     cJSON_Delete(a);
     w->failed = 1;
+  } else {
+    w->n_attachments++;
   }
   g_free(mime);
 }
@@ -452,6 +469,32 @@ static int build_event(cJSON *ev, GMimeMessage *msg, GMimeParserOptions *po, wal
   return cJSON_AddNumberToObject(ev, "size", (double)raw_len) ? 0 : -1;
 }
 
+/* 1 when s declares more than MAX_BOUNDARIES boundaries ("boundary" in
+ * any case, wherever it stands) or has more than MAX_DASH_LINES lines
+ * starting with "--". */
+static int too_many_parts(const char *s, size_t n) {
+  size_t boundaries = 0, dashes = 0;
+  for (size_t i = 0; i < n; i++) {
+    if ((s[i] | 0x20) == 'b' && n - i >= 8 && strncasecmp(s + i, "boundary", 8) == 0) {
+      if (++boundaries > MAX_BOUNDARIES) return 1;
+      i += 7;
+    } else if (s[i] == '-' && (i == 0 || s[i - 1] == '\n') && n - i >= 2 && s[i + 1] == '-') {
+      if (++dashes > MAX_DASH_LINES) return 1;
+    }
+  }
+  return 0;
+}
+
+/* Length of the header block: up to and including the first empty line. */
+static size_t header_end(const char *s, size_t n) {
+  for (size_t i = 0; i + 1 < n; i++) {
+    if (s[i] != '\n') continue;
+    if (s[i + 1] == '\n') return i + 2;
+    if (s[i + 1] == '\r' && i + 2 < n && s[i + 2] == '\n') return i + 3;
+  }
+  return n;
+}
+
 int mail_parse(const char *raw, size_t len, const mail_parse_opts *o, cJSON **event, perr *e) {
   size_t max_message = o && o->max_message ? o->max_message : MAIL_MAX_MESSAGE;
   size_t max_text = o && o->max_text ? o->max_text : MAIL_MAX_TEXT;
@@ -468,11 +511,15 @@ int mail_parse(const char *raw, size_t len, const mail_parse_opts *o, cJSON **ev
   g_mime_parser_options_set_rfc2047_compliance_mode(po, GMIME_RFC_COMPLIANCE_LOOSE);
   g_mime_parser_options_set_parameter_compliance_mode(po, GMIME_RFC_COMPLIANCE_LOOSE);
 
-  GMimeStream *stream = g_mime_stream_mem_new_with_buffer(raw ? raw : "", raw ? len : 0);
+  size_t parse_len = raw ? len : 0;
+  int headers_only = raw && too_many_parts(raw, len);
+  if (headers_only) parse_len = header_end(raw, len);
+  GMimeStream *stream = g_mime_stream_mem_new_with_buffer(raw ? raw : "", parse_len);
   GMimeParser *parser = g_mime_parser_new_with_stream(stream);
   GMimeMessage *msg = g_mime_parser_construct_message(parser, po);
 
   walk w = {.cap = max_text > ((size_t)-1) / BODY_FACTOR ? max_text : max_text * BODY_FACTOR};
+  w.cut = headers_only; /* the body is not read: both texts say truncated */
   buf_init(&w.plain, BUF_UNLIMITED);
   buf_init(&w.html, BUF_UNLIMITED);
   w.attachments = cJSON_CreateArray();

@@ -31,7 +31,10 @@
  *
  * Invariants, whatever the input: every string is valid UTF-8 without NUL
  * (core/utf8.h's rules), text and full_text are at most max_text bytes,
- * header-derived strings at most MAIL_MAX_FIELD bytes, lists bounded.
+ * header-derived strings at most MAIL_MAX_FIELD bytes, lists bounded, and
+ * time and memory in proportion to the size: a message nesting hundreds
+ * of multiparts (quadratic time in GMime) or holding tens of thousands of
+ * parts gives its headers and no body, with text_truncated set.
  *
  * Choosing the body: text/plain is preferred (in multipart/alternative the
  * plain alternative wins); HTML is converted to text only when no plain
