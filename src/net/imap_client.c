@@ -372,10 +372,12 @@ static imap_rc classify(const imap_op *op, int code, const char *msg) {
 static void fail_transfer(imap_op *op, const http_response *r, const char *t, size_t tlen) {
   imap_rc rc = classify(op, r->transport_error, r->error);
   size_t slen = 0;
-  const char *said = imap_last_tagged(t, tlen, &slen);
+  /* Not simply the last tagged line: after a failure libcurl closes the
+   * connection, and the LOGOUT's OK comes after the refusal. */
+  const char *said = imap_last_refusal(t, tlen, &slen);
   if (rc == IMAP_E_TOO_BIG) {
     snprintf(op->errbuf, sizeof op->errbuf, "message larger than %zu bytes", op->c->max_message);
-  } else if (said && slen >= 2 && strncasecmp(said, "OK", 2) != 0) {
+  } else if (said) {
     snprintf(op->errbuf, sizeof op->errbuf, "%s (server: %.*s)", r->error,
              (int)(slen > 400 ? 400 : slen), said);
   } else {

@@ -225,17 +225,32 @@ size_t imap_last_command(const char *s, size_t n) {
   return prev;
 }
 
-const char *imap_last_tagged(const char *s, size_t n, size_t *len) {
+/* The status and text of the last tagged line, refusals only when asked. */
+static const char *last_tagged(const char *s, size_t n, int refusals, size_t *len) {
   size_t pos = 0;
-  resp r, found = {NULL, NULL};
-  while (next_resp(s, n, &pos, &r))
-    if (is_tagged(&r)) found = r;
-  if (!found.p) return NULL;
-  const char *p = found.p;
-  while (p < found.end && *p != ' ') p++;
-  while (p < found.end && *p == ' ') p++;
-  *len = (size_t)(found.end - p);
-  return p;
+  resp r;
+  const char *found = NULL;
+  while (next_resp(s, n, &pos, &r)) {
+    if (!is_tagged(&r)) continue;
+    const char *p = r.p;
+    while (p < r.end && *p != ' ') p++;
+    while (p < r.end && *p == ' ') p++;
+    size_t rest = (size_t)(r.end - p);
+    if (refusals && !((rest >= 2 && strncasecmp(p, "NO", 2) == 0) ||
+                      (rest >= 3 && strncasecmp(p, "BAD", 3) == 0)))
+      continue;
+    found = p;
+    *len = rest;
+  }
+  return found;
+}
+
+const char *imap_last_tagged(const char *s, size_t n, size_t *len) {
+  return last_tagged(s, n, 0, len);
+}
+
+const char *imap_last_refusal(const char *s, size_t n, size_t *len) {
+  return last_tagged(s, n, 1, len);
 }
 
 /* ---- EXAMINE / SELECT, STATUS -------------------------------------------- */

@@ -75,6 +75,11 @@ size_t imap_last_command(const char *s, size_t n);
  * transcript holds no tagged line. */
 const char *imap_last_tagged(const char *s, size_t n, size_t *len);
 
+/* The last tagged NO or BAD line, like imap_last_tagged: what a failed
+ * transfer's refusal said even when libcurl's LOGOUT (answered OK) came
+ * after it.  NULL when no tagged line refused anything. */
+const char *imap_last_refusal(const char *s, size_t n, size_t *len);
+
 /* EXAMINE / SELECT: "* n EXISTS", "* OK [UIDVALIDITY n]", "* OK [UIDNEXT n]".
  * 0, or -1 when a value is malformed (fields absent from the text are just
  * left unset). */

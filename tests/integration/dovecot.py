@@ -58,7 +58,10 @@ class Dovecot:
         self.users = dict(users or {"alice": "secret"})
         self.tls = tls
         self.owns_dir = workdir is None
+        # Under root, dovenull must be able to walk to the sockets in here:
+        # a workdir's parents must be traversable (mkdtemp's /tmp/... is).
         self.dir = workdir or tempfile.mkdtemp(prefix="promptd-dovecot-")
+        os.makedirs(self.dir, exist_ok=True)
         self.port = free_port()
         self.tls_port = free_port() if tls else 0
         self.ca_file = None

@@ -61,6 +61,16 @@ static void test_last_command_and_examine(void **state) {
   assert_int_equal(len, strlen("OK [READ-ONLY] Examine completed (0.001 + 0.000 secs)."));
   assert_memory_equal(t, "OK [READ-ONLY]", 14);
 
+  assert_null(imap_last_refusal(examine_transcript, n, &len));
+  const char refused[] =
+      "A3 NO [NONEXISTENT] Mailbox doesn't exist: Nope\r\n"
+      "* BYE Logging out\r\nA4 OK Logout completed.\r\n";
+  t = imap_last_refusal(refused, LEN(refused), &len);
+  assert_non_null(t);
+  assert_int_equal(len, strlen("NO [NONEXISTENT] Mailbox doesn't exist: Nope"));
+  t = imap_last_tagged(refused, LEN(refused), &len);
+  assert_memory_equal(t, "OK Logout", 9);
+
   /* No tagged line at all: the whole input is "the last command". */
   assert_int_equal(imap_last_command("* 1 EXISTS\r\n", 12), 0);
   assert_null(imap_last_tagged("* 1 EXISTS\r\n", 12, &len));
