@@ -442,7 +442,7 @@ static void step_result(imap_op *op, const http_response *r) {
       /* "UID n:*" always matches the last message, even below n. */
       size_t first = 0;
       while (first < count && uids[first] < op->key.uid_from) first++;
-      res.uids = uids + first;
+      res.uids = count > first ? uids + first : NULL;
       res.n_uids = count - first;
       finish(op, &res);
       free(uids);
