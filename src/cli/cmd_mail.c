@@ -172,19 +172,18 @@ int cmd_mail(int argc, char **argv, const cli_globals *g) {
   opterr = 0;
   while ((c = getopt_long(sub_argc, sub_argv, ":", opts, NULL)) != -1) {
     switch (c) {
-    case 'j': json = 1; break;
-    case 'a':
-      if (f.n_own == MAX_ACCOUNTS)
-        return cli_fail(EXIT_USAGE, "mail parse: at most %d --account options", MAX_ACCOUNTS);
-      own[f.n_own++] = optarg;
-      break;
-    case 'f': f.from = optarg; break;
-    case 't': f.to = optarg; break;
-    case 's': f.subject = optarg; break;
-    case 'k': f.keep_automated = 1; break;
-    case ':': return cli_fail(EXIT_USAGE, "mail parse: %s needs a value", sub_argv[optind - 1]);
-    default:
-      return cli_fail(EXIT_USAGE, "mail parse: unknown option '%s'", sub_argv[optind - 1]);
+      case 'j': json = 1; break;
+      case 'a':
+        if (f.n_own == MAX_ACCOUNTS)
+          return cli_fail(EXIT_USAGE, "mail parse: at most %d --account options", MAX_ACCOUNTS);
+        own[f.n_own++] = optarg;
+        break;
+      case 'f': f.from = optarg; break;
+      case 't': f.to = optarg; break;
+      case 's': f.subject = optarg; break;
+      case 'k': f.keep_automated = 1; break;
+      case ':': return cli_fail(EXIT_USAGE, "mail parse: %s needs a value", sub_argv[optind - 1]);
+      default: return cli_fail(EXIT_USAGE, "mail parse: unknown option '%s'", sub_argv[optind - 1]);
     }
   }
   if (optind >= sub_argc) return cli_fail(EXIT_USAGE, "mail parse: missing FILE.eml (see --help)");

@@ -121,25 +121,22 @@ static const struct {
   const char *name;
   uint32_t cp;
 } entities[] = {
-    {"amp", '&'},      {"lt", '<'},         {"gt", '>'},        {"quot", '"'},
-    {"apos", '\''},    {"nbsp", ' '},       {"ensp", ' '},      {"emsp", ' '},
-    {"thinsp", ' '},   {"copy", 0xA9},      {"reg", 0xAE},      {"trade", 0x2122},
-    {"hellip", 0x2026}, {"mdash", 0x2014},  {"ndash", 0x2013},  {"lsquo", 0x2018},
-    {"rsquo", 0x2019}, {"sbquo", 0x201A},   {"ldquo", 0x201C},  {"rdquo", 0x201D},
-    {"bdquo", 0x201E}, {"laquo", 0xAB},     {"raquo", 0xBB},    {"bull", 0x2022},
-    {"middot", 0xB7},  {"euro", 0x20AC},    {"pound", 0xA3},    {"yen", 0xA5},
-    {"cent", 0xA2},    {"sect", 0xA7},      {"para", 0xB6},     {"deg", 0xB0},
-    {"plusmn", 0xB1},  {"times", 0xD7},     {"divide", 0xF7},   {"iexcl", 0xA1},
-    {"iquest", 0xBF},  {"shy", 0},          {"zwnj", 0},        {"zwj", 0},
-    {"agrave", 0xE0},  {"aacute", 0xE1},    {"acirc", 0xE2},    {"auml", 0xE4},
-    {"ccedil", 0xE7},  {"egrave", 0xE8},    {"eacute", 0xE9},   {"ecirc", 0xEA},
-    {"euml", 0xEB},    {"iacute", 0xED},    {"icirc", 0xEE},    {"iuml", 0xEF},
-    {"ntilde", 0xF1},  {"oacute", 0xF3},    {"ocirc", 0xF4},    {"ouml", 0xF6},
-    {"uacute", 0xFA},  {"ucirc", 0xFB},     {"uuml", 0xFC},     {"szlig", 0xDF},
-    {"Agrave", 0xC0},  {"Aacute", 0xC1},    {"Auml", 0xC4},     {"Ccedil", 0xC7},
-    {"Eacute", 0xC9},  {"Egrave", 0xC8},    {"Ouml", 0xD6},     {"Uuml", 0xDC},
-    {"Ntilde", 0xD1},  {"oslash", 0xF8},    {"aring", 0xE5},    {"aelig", 0xE6},
-    {"larr", 0x2190},  {"rarr", 0x2192},    {"check", 0x2713},  {"star", 0x2606},
+    {"amp", '&'},      {"lt", '<'},       {"gt", '>'},        {"quot", '"'},     {"apos", '\''},
+    {"nbsp", ' '},     {"ensp", ' '},     {"emsp", ' '},      {"thinsp", ' '},   {"copy", 0xA9},
+    {"reg", 0xAE},     {"trade", 0x2122}, {"hellip", 0x2026}, {"mdash", 0x2014}, {"ndash", 0x2013},
+    {"lsquo", 0x2018}, {"rsquo", 0x2019}, {"sbquo", 0x201A},  {"ldquo", 0x201C}, {"rdquo", 0x201D},
+    {"bdquo", 0x201E}, {"laquo", 0xAB},   {"raquo", 0xBB},    {"bull", 0x2022},  {"middot", 0xB7},
+    {"euro", 0x20AC},  {"pound", 0xA3},   {"yen", 0xA5},      {"cent", 0xA2},    {"sect", 0xA7},
+    {"para", 0xB6},    {"deg", 0xB0},     {"plusmn", 0xB1},   {"times", 0xD7},   {"divide", 0xF7},
+    {"iexcl", 0xA1},   {"iquest", 0xBF},  {"shy", 0},         {"zwnj", 0},       {"zwj", 0},
+    {"agrave", 0xE0},  {"aacute", 0xE1},  {"acirc", 0xE2},    {"auml", 0xE4},    {"ccedil", 0xE7},
+    {"egrave", 0xE8},  {"eacute", 0xE9},  {"ecirc", 0xEA},    {"euml", 0xEB},    {"iacute", 0xED},
+    {"icirc", 0xEE},   {"iuml", 0xEF},    {"ntilde", 0xF1},   {"oacute", 0xF3},  {"ocirc", 0xF4},
+    {"ouml", 0xF6},    {"uacute", 0xFA},  {"ucirc", 0xFB},    {"uuml", 0xFC},    {"szlig", 0xDF},
+    {"Agrave", 0xC0},  {"Aacute", 0xC1},  {"Auml", 0xC4},     {"Ccedil", 0xC7},  {"Eacute", 0xC9},
+    {"Egrave", 0xC8},  {"Ouml", 0xD6},    {"Uuml", 0xDC},     {"Ntilde", 0xD1},  {"oslash", 0xF8},
+    {"aring", 0xE5},   {"aelig", 0xE6},   {"larr", 0x2190},   {"rarr", 0x2192},  {"check", 0x2713},
+    {"star", 0x2606},
 };
 
 static int is_alnum(unsigned char ch) {
@@ -175,6 +172,8 @@ static size_t entity(const char *s, size_t n, uint32_t *cp) {
       v = cp1252_c1[v - 0x80];
     else if (v == 0 || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
       v = 0xFFFD;
+    else if ((v < 0x20 && v != '\t' && v != '\n' && v != '\r' && v != '\f') || v == 0x7F)
+      v = 0; /* controls are dropped from text, as mail_clean does */
     *cp = v;
     return i;
   }
@@ -230,9 +229,12 @@ static void end_link(conv *c) {
       strncasecmp(h, "cid:", 4) == 0)
     return;
   const char *bare = h;
-  if (strncasecmp(h, "mailto:", 7) == 0) bare = h + 7;
-  else if (strncasecmp(h, "https://", 8) == 0) bare = h + 8;
-  else if (strncasecmp(h, "http://", 7) == 0) bare = h + 7;
+  if (strncasecmp(h, "mailto:", 7) == 0)
+    bare = h + 7;
+  else if (strncasecmp(h, "https://", 8) == 0)
+    bare = h + 8;
+  else if (strncasecmp(h, "http://", 7) == 0)
+    bare = h + 7;
   size_t bn = hn - (size_t)(bare - h);
   if ((ln == hn && !memcmp(label, h, hn)) || (ln == bn && !strncasecmp(label, bare, bn)) ||
       (ln + 1 == bn && bare[bn - 1] == '/' && !strncasecmp(label, bare, ln)))
@@ -274,13 +276,13 @@ static void start_link(conv *c, const char *href, size_t n) {
 }
 
 static const char *const blocks1[] = {
-    "address", "article", "aside",   "caption", "center",     "dd",     "details", "div",
-    "dl",      "dt",      "fieldset", "figcaption", "figure", "footer", "form",    "header",
-    "hr",      "main",    "nav",     "ol",      "section",    "summary", "table",  "tbody",
-    "tfoot",   "thead",   "tr",      "ul",      "body",       "html",    NULL};
+    "address", "article", "aside",    "caption",    "center",  "dd",      "details", "div",
+    "dl",      "dt",      "fieldset", "figcaption", "figure",  "footer",  "form",    "header",
+    "hr",      "main",    "nav",      "ol",         "section", "summary", "table",   "tbody",
+    "tfoot",   "thead",   "tr",       "ul",         "body",    "html",    NULL};
 static const char *const blocks2[] = {"p", "h1", "h2", "h3", "h4", "h5", "h6", NULL};
-static const char *const raw_text[] = {"script", "style", "template", "noscript", "textarea",
-                                       "iframe", "object", "svg", NULL};
+static const char *const raw_text[] = {"script", "style",  "template", "noscript", "textarea",
+                                       "iframe", "object", "svg",      NULL};
 
 static void open_tag(conv *c, const char *name, const char *href, size_t href_n) {
   if (!strcmp(name, "br")) {
@@ -303,8 +305,10 @@ static void open_tag(conv *c, const char *name, const char *href, size_t href_n)
   } else if (!strcmp(name, "td") || !strcmp(name, "th")) {
     c->space = 1;
   } else if (!strcmp(name, "a")) {
-    if (href) start_link(c, href, href_n);
-    else end_link(c);
+    if (href)
+      start_link(c, href, href_n);
+    else
+      end_link(c);
   } else if (name_is(name, blocks2)) {
     block(c, 2);
   } else if (name_is(name, blocks1)) {
@@ -405,7 +409,9 @@ static size_t skip_markup(const char *s, size_t n) {
   return gt ? (size_t)(gt - s) + 1 : n;
 }
 
-static int is_alpha(unsigned char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'); }
+static int is_alpha(unsigned char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+}
 
 int html_to_text(buf *out, const char *html, size_t n, size_t limit) {
   conv c;

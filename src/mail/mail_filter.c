@@ -62,9 +62,10 @@ typedef struct pattern {
 static size_t patterns_of(const mail_filter *f, pattern out[6]) {
   size_t n = 0;
   if (!f) return 0;
-  const pattern all[6] = {{"from", f->from, 0, 'f'},           {"to", f->to, 0, 't'},
-                          {"subject", f->subject, 0, 's'},     {"skip_from", f->skip_from, 1, 'f'},
-                          {"skip_to", f->skip_to, 1, 't'},     {"skip_subject", f->skip_subject, 1, 's'}};
+  const pattern all[6] = {
+      {"from", f->from, 0, 'f'},       {"to", f->to, 0, 't'},
+      {"subject", f->subject, 0, 's'}, {"skip_from", f->skip_from, 1, 'f'},
+      {"skip_to", f->skip_to, 1, 't'}, {"skip_subject", f->skip_subject, 1, 's'}};
   for (size_t i = 0; i < 6; i++)
     if (all[i].re) out[n++] = all[i];
   return n;
@@ -132,14 +133,12 @@ static int automated(const cJSON *ev, char *why, size_t len) {
   size_t n;
   if ((v = str_at(h, "auto_submitted")) && (n = token(v, &t)) && !local_is(t, n, "no"))
     return reason(1, why, len, "auto-generated (Auto-Submitted: %.*s)", (int)n, t);
-  if ((v = str_at(h, "x_autoreply")))
-    return reason(1, why, len, "auto-generated (X-Autoreply)");
+  if ((v = str_at(h, "x_autoreply"))) return reason(1, why, len, "auto-generated (X-Autoreply)");
   if ((v = str_at(h, "precedence")) && (n = token(v, &t)) &&
       (local_is(t, n, "bulk") || local_is(t, n, "list") || local_is(t, n, "junk") ||
        local_is(t, n, "auto_reply")))
     return reason(1, why, len, "bulk or list mail (Precedence: %.*s)", (int)n, t);
-  if ((v = str_at(h, "list_id")))
-    return reason(1, why, len, "mailing list (List-Id: %.200s)", v);
+  if ((v = str_at(h, "list_id"))) return reason(1, why, len, "mailing list (List-Id: %.200s)", v);
   if ((v = str_at(h, "return_path"))) {
     const char *p = v;
     while (*p == ' ' || *p == '<' || *p == '>') p++;
@@ -148,10 +147,8 @@ static int automated(const cJSON *ev, char *why, size_t len) {
   const char *from = addr_of(ev, "from");
   const char *at = strrchr(from, '@');
   size_t ln = at ? (size_t)(at - from) : strlen(from);
-  if (ln && system_sender(from, ln))
-    return reason(1, why, len, "system sender (%.200s)", from);
-  if (ln && noreply_sender(from, ln))
-    return reason(1, why, len, "no-reply sender (%.200s)", from);
+  if (ln && system_sender(from, ln)) return reason(1, why, len, "system sender (%.200s)", from);
+  if (ln && noreply_sender(from, ln)) return reason(1, why, len, "no-reply sender (%.200s)", from);
   return 0;
 }
 
@@ -191,8 +188,7 @@ int mail_skip_reason(const cJSON *event, const mail_filter *f, char *why, size_t
   for (size_t i = 0; f && i < f->n_own; i++)
     if (f->own[i] && *from && strcasecmp(from, f->own[i]) == 0)
       return reason(1, why, len, "sent by the account itself (%.200s)", from);
-  if (!*from && !*addr_of(event, "reply_to"))
-    return reason(1, why, len, "no sender address");
+  if (!*from && !*addr_of(event, "reply_to")) return reason(1, why, len, "no sender address");
   if ((!f || !f->keep_automated) && automated(event, why, len)) return 1;
 
   pattern ps[6];
@@ -203,8 +199,8 @@ int mail_skip_reason(const cJSON *event, const mail_filter *f, char *why, size_t
     if (rc) {
       char msg[128];
       regerror(rc, &re, msg, sizeof msg);
-      return reason(-1, why, len, "mail filter %s: bad pattern '%.200s': %s", ps[i].name,
-                    ps[i].re, msg);
+      return reason(-1, why, len, "mail filter %s: bad pattern '%.200s': %s", ps[i].name, ps[i].re,
+                    msg);
     }
     int m = pattern_matches(&re, event, ps[i].which);
     regfree(&re);

@@ -38,7 +38,7 @@ struct perr;
 typedef struct mail_filter {
   const char *const *own; /* the account's addresses (n_own of them) */
   size_t n_own;
-  int keep_automated; /* 1: do not skip auto-generated or list mail */
+  int keep_automated;                             /* 1: do not skip auto-generated or list mail */
   const char *from, *to, *subject;                /* must match; NULL = any */
   const char *skip_from, *skip_to, *skip_subject; /* skip on match; NULL = none */
 } mail_filter;

@@ -139,8 +139,8 @@ static int plain_charset(const char *cs, char *low, size_t size) {
   if (n == 0 || n >= size) return 0;
   for (size_t i = 0; i < n; i++) {
     char c = cs[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '-' || c == '_' || c == '.' || c == ':'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_' || c == '.' || c == ':'))
       return 0;
     low[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
   }
@@ -154,12 +154,18 @@ static const char *charset_alias(const char *low) {
   static const struct {
     const char *from, *to;
   } aliases[] = {
-      {"iso-8859-1", "WINDOWS-1252"}, {"iso8859-1", "WINDOWS-1252"},
-      {"iso_8859-1", "WINDOWS-1252"}, {"latin1", "WINDOWS-1252"},
-      {"l1", "WINDOWS-1252"},         {"ks_c_5601-1987", "CP949"},
-      {"x-sjis", "SHIFT_JIS"},        {"gb2312", "GB18030"},
-      {"gbk", "GB18030"},             {"x-gbk", "GB18030"},
-      {"iso-8859-8-i", "ISO-8859-8"}, {"x-mac-roman", "MACINTOSH"},
+      {"iso-8859-1", "WINDOWS-1252"},
+      {"iso8859-1", "WINDOWS-1252"},
+      {"iso_8859-1", "WINDOWS-1252"},
+      {"latin1", "WINDOWS-1252"},
+      {"l1", "WINDOWS-1252"},
+      {"ks_c_5601-1987", "CP949"},
+      {"x-sjis", "SHIFT_JIS"},
+      {"gb2312", "GB18030"},
+      {"gbk", "GB18030"},
+      {"x-gbk", "GB18030"},
+      {"iso-8859-8-i", "ISO-8859-8"},
+      {"x-mac-roman", "MACINTOSH"},
   };
   for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
     if (strcmp(low, aliases[i].from) == 0) return aliases[i].to;
@@ -168,7 +174,8 @@ static const char *charset_alias(const char *low) {
 
 static int is_utf8_or_ascii(const char *low) {
   return !strcmp(low, "utf-8") || !strcmp(low, "utf8") || !strcmp(low, "us-ascii") ||
-         !strcmp(low, "ascii") || !strcmp(low, "ansi_x3.4-1968") || !strcmp(low, "unicode-1-1-utf-8");
+         !strcmp(low, "ascii") || !strcmp(low, "ansi_x3.4-1968") ||
+         !strcmp(low, "unicode-1-1-utf-8");
 }
 
 static int convert(buf *out, iconv_t cd, const char *s, size_t n) {
@@ -322,8 +329,8 @@ static int is_signature(const line *l) {
 /* "-----Original Message-----" and its translations, or a rule of
  * underscores, as Outlook puts above the quoted message. */
 static int is_outlook_rule(const line *l) {
-  static const char *const names[] = {"original message", "ursprüngliche nachricht",
-                                      "message d'origine", "mensaje original",
+  static const char *const names[] = {"original message",    "ursprüngliche nachricht",
+                                      "message d'origine",   "mensaje original",
                                       "messaggio originale", "oorspronkelijk bericht"};
   size_t n = rtrim(l);
   if (n >= 8 && l->s[0] == '_') {
@@ -339,8 +346,8 @@ static int is_outlook_rule(const line *l) {
 
 /* An attribution line: "On <date>, <name> wrote:" and its translations. */
 static int is_attribution(const line *l) {
-  static const char *const verbs[] = {"wrote",    "écrit",   "schrieb",     "escribió", "scritto",
-                                      "schreef",  "skrev",   "napisał",     "написал",  "kirjoitti",
+  static const char *const verbs[] = {"wrote",    "écrit",   "schrieb",    "escribió", "scritto",
+                                      "schreef",  "skrev",   "napisał",    "написал",  "kirjoitti",
                                       "escreveu", "writes:", "geschrieben"};
   size_t n = rtrim(l);
   if (n < 6 || l->s[n - 1] != ':' || quoted(l)) return 0;
@@ -351,8 +358,8 @@ static int is_attribution(const line *l) {
 
 /* The first line of an attribution that a mail client wrapped in two. */
 static int is_attribution_start(const line *l) {
-  static const char *const starts[] = {"On ", "Le ", "Am ", "El ", "Il ", "Op ", "Em ", "Den ",
-                                       "W dniu "};
+  static const char *const starts[] = {"On ", "Le ", "Am ",  "El ",    "Il ",
+                                       "Op ", "Em ", "Den ", "W dniu "};
   for (size_t i = 0; i < sizeof starts / sizeof starts[0]; i++)
     if (starts_ci(l, starts[i])) return 1;
   return 0;

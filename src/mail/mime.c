@@ -163,8 +163,8 @@ static int add_mailboxes(cJSON *arr, int *count, InternetAddressList *l, int dep
   for (int i = 0; i < n && *count < MAIL_MAX_LIST; i++) {
     InternetAddress *ia = internet_address_list_get_address(l, i);
     if (INTERNET_ADDRESS_IS_GROUP(ia)) {
-      if (add_mailboxes(arr, count,
-                        internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)), depth + 1))
+      if (add_mailboxes(arr, count, internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)),
+                        depth + 1))
         return -1;
     } else if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
       cJSON *m = mailbox_json(ia);
@@ -188,14 +188,14 @@ static int add_address_list(cJSON *ev, const char *key, InternetAddressList *l) 
 /* ---- the MIME tree ---- */
 
 typedef struct walk {
-  size_t cap;       /* bytes of body text collected at most */
-  buf plain, html;  /* body text so far (clean UTF-8) */
-  int saw_plain;    /* a text/plain body part exists, even an empty one */
+  size_t cap;      /* bytes of body text collected at most */
+  buf plain, html; /* body text so far (clean UTF-8) */
+  int saw_plain;   /* a text/plain body part exists, even an empty one */
   int saw_html;
-  int cut;          /* collection stopped at cap */
+  int cut; /* collection stopped at cap */
   cJSON *attachments;
   int n_attachments;
-  int failed;       /* out of memory */
+  int failed; /* out of memory */
 } walk;
 
 static int is_type(GMimeObject *o, const char *type, const char *sub) {
@@ -327,8 +327,10 @@ static void walk_tree(walk *w, GMimeObject *o, int depth, int body_ok) {
   int kind = body_kind(o);
   if (kind == 'p' || kind == 'h') {
     if (!body_ok) return; /* the alternative not chosen */
-    if (kind == 'p') w->saw_plain = 1;
-    else w->saw_html = 1;
+    if (kind == 'p')
+      w->saw_plain = 1;
+    else
+      w->saw_html = 1;
     add_body(w, o, kind == 'p' ? &w->plain : &w->html, kind == 'h');
     return;
   }
@@ -350,10 +352,10 @@ static int add_date(cJSON *ev, GMimeMessage *msg) {
 static int add_references(cJSON *ev, GMimeMessage *msg, GMimeParserOptions *po) {
   const char *in_reply_to = g_mime_object_get_header(GMIME_OBJECT(msg), "In-Reply-To");
   GMimeReferences *irt = in_reply_to ? g_mime_references_parse(po, in_reply_to) : NULL;
-  int rc = add_msgid(ev, "in_reply_to",
-                     irt && g_mime_references_length(irt) > 0
-                         ? g_mime_references_get_message_id(irt, 0)
-                         : in_reply_to);
+  int rc =
+      add_msgid(ev, "in_reply_to",
+                irt && g_mime_references_length(irt) > 0 ? g_mime_references_get_message_id(irt, 0)
+                                                         : in_reply_to);
   if (irt) g_mime_references_free(irt);
   cJSON *arr = rc ? NULL : cJSON_AddArrayToObject(ev, "references");
   if (!arr) return -1;
@@ -391,8 +393,7 @@ static int add_headers(cJSON *ev, GMimeMessage *msg) {
     const char *v = g_mime_object_get_header(GMIME_OBJECT(msg), wanted[i].name);
     if (!v && wanted[i].alt) v = g_mime_object_get_header(GMIME_OBJECT(msg), wanted[i].alt);
     /* An empty Return-Path is "<>", which says something: keep it. */
-    if (v ? add_field(h, wanted[i].key, v, 0) : !cJSON_AddNullToObject(h, wanted[i].key))
-      return -1;
+    if (v ? add_field(h, wanted[i].key, v, 0) : !cJSON_AddNullToObject(h, wanted[i].key)) return -1;
   }
   return 0;
 }

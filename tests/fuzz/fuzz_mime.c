@@ -259,11 +259,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *rest = (const char *)data + 1;
   size_t n = size - 1;
   switch (mode) {
-  case 0: run_parse(rest, n, 0); break;
-  case 1: run_parse(rest, n, SMALL_TEXT); break;
-  case 2: run_html(rest, n); break;
-  case 3: run_text(rest, n); break;
-  default: run_charset(rest, n); break;
+    case 0: run_parse(rest, n, 0); break;
+    case 1: run_parse(rest, n, SMALL_TEXT); break;
+    case 2: run_html(rest, n); break;
+    case 3: run_text(rest, n); break;
+    default: run_charset(rest, n); break;
   }
   return 0;
 }

@@ -103,17 +103,17 @@ static void check_message(const char *name, const cJSON *exp, const char *accoun
 
   const cJSON *mid = cJSON_GetObjectItemCaseSensitive(exp, "message_id");
   const cJSON *got_mid = cJSON_GetObjectItemCaseSensitive(ev, "message_id");
-  if (cJSON_IsNull(mid) ? !cJSON_IsNull(got_mid)
-                        : !cJSON_IsString(got_mid) || strcmp(got_mid->valuestring, mid->valuestring))
-    fail_msg("%s: message_id [%s]", name,
-             cJSON_IsString(got_mid) ? got_mid->valuestring : "null");
+  if (cJSON_IsNull(mid)
+          ? !cJSON_IsNull(got_mid)
+          : !cJSON_IsString(got_mid) || strcmp(got_mid->valuestring, mid->valuestring))
+    fail_msg("%s: message_id [%s]", name, cJSON_IsString(got_mid) ? got_mid->valuestring : "null");
   int want_atts = cJSON_GetObjectItemCaseSensitive(exp, "attachments")->valueint;
   if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ev, "attachments")) != want_atts)
     fail_msg("%s: %d attachments, want %d", name,
              cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ev, "attachments")), want_atts);
   /* Exact fields compared as JSON. */
-  static const char *const exact[] = {"date",     "in_reply_to", "references", "reply_to",
-                                      "to",       "cc",          "body_type"};
+  static const char *const exact[] = {"date", "in_reply_to", "references", "reply_to",
+                                      "to",   "cc",          "body_type"};
   for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++) {
     const cJSON *want = cJSON_GetObjectItemCaseSensitive(exp, exact[i]);
     if (want && !cJSON_Compare(want, cJSON_GetObjectItemCaseSensitive(ev, exact[i]), 1))
@@ -167,18 +167,32 @@ static void corpus_matches_expectations(void **state) {
 
 static void event_has_fixed_fields(void **state) {
   (void)state;
-  static const char *const keys[] = {
-      "from",       "reply_to",    "to",           "cc",   "subject",        "date",
-      "message_id", "in_reply_to", "references",   "text", "full_text",      "text_truncated",
-      "snippet",    "attachments", "headers",      "size", "full_text_truncated", "body_type"};
+  static const char *const keys[] = {"from",
+                                     "reply_to",
+                                     "to",
+                                     "cc",
+                                     "subject",
+                                     "date",
+                                     "message_id",
+                                     "in_reply_to",
+                                     "references",
+                                     "text",
+                                     "full_text",
+                                     "text_truncated",
+                                     "snippet",
+                                     "attachments",
+                                     "headers",
+                                     "size",
+                                     "full_text_truncated",
+                                     "body_type"};
   /* Even no input at all gives the whole shape. */
   const char *inputs[] = {"", "\r\n\r\n", "garbage without headers", "Subject: x\r\n"};
   for (size_t k = 0; k < sizeof inputs / sizeof inputs[0]; k++) {
     cJSON *ev = parse_str(inputs[k]);
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
       if (!cJSON_HasObjectItem(ev, keys[i])) fail_msg("input %zu lacks %s", k, keys[i]);
-    assert_true(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(ev, "from"), "address")));
+    assert_true(cJSON_IsString(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ev, "from"), "address")));
     cJSON_Delete(ev);
   }
   cJSON *ev = NULL;
@@ -191,8 +205,9 @@ static void text_is_capped(void **state) {
   (void)state;
   buf raw;
   buf_init(&raw, BUF_UNLIMITED);
-  assert_int_equal(buf_adds(&raw, "From: a@example.com\r\nSubject: long\r\n"
-                                  "Content-Type: text/plain; charset=utf-8\r\n\r\n"),
+  assert_int_equal(buf_adds(&raw,
+                            "From: a@example.com\r\nSubject: long\r\n"
+                            "Content-Type: text/plain; charset=utf-8\r\n\r\n"),
                    0);
   for (int i = 0; i < 400; i++) assert_int_equal(buf_adds(&raw, "h\xC3\xA9llo w\xC3\xB6rld. "), 0);
   mail_parse_opts o = {.max_text = 1001}; /* falls inside a two-byte character */
@@ -235,7 +250,8 @@ static void html_to_readable_text(void **state) {
   html("<script>alert('<p>no</p>')</script>ok<style>p{}</style>", "ok");
   html("<head><title>T</title></head><body>B</body>", "B");
   html("<head><title>T</title>no end of head<body>B</body>", "B");
-  html("<a href=\"https://x.example/a?b=1&amp;c=2\">here</a>", "here (https://x.example/a?b=1&c=2)");
+  html("<a href=\"https://x.example/a?b=1&amp;c=2\">here</a>",
+       "here (https://x.example/a?b=1&c=2)");
   html("<a href=\"https://x.example/\">x.example</a>", "x.example");
   html("<a href=\"mailto:a@b.example\">a@b.example</a>", "a@b.example");
   html("<a href=\"#top\">top</a> <a href=\"javascript:void(0)\">js</a>", "top js");
@@ -244,7 +260,8 @@ static void html_to_readable_text(void **state) {
        "<>&\"'AB\xC3\xA9 &unknown; & \xEF\xBF\xBD \xE2\x80\x99");
   html("<ul><li>one<li>two</ul>after", "- one\n- two\nafter");
   html("<pre>  a\n    b</pre>c", "  a\n    b\nc");
-  html("<blockquote>q1<br>q2<blockquote>deep</blockquote></blockquote>me", "> q1\n> q2\n>> deep\nme");
+  html("<blockquote>q1<br>q2<blockquote>deep</blockquote></blockquote>me",
+       "> q1\n> q2\n>> deep\nme");
   html("<!-- hidden --><!DOCTYPE html><?xml x?>shown", "shown");
   html("<table><tr><td>a</td><td>b</td></tr><tr><td>c</td></tr></table>", "a b\nc");
   html("broken < tag and <unclosed", "broken < tag and");
@@ -335,7 +352,8 @@ static void charsets_and_flowed(void **state) {
 
 static cJSON *event_with(const char *from, const char *headers) {
   char raw[1024];
-  snprintf(raw, sizeof raw, "From: %s\r\nTo: Team <team@example.com>\r\nSubject: Hello there\r\n%s\r\nbody\r\n",
+  snprintf(raw, sizeof raw,
+           "From: %s\r\nTo: Team <team@example.com>\r\nSubject: Hello there\r\n%s\r\nbody\r\n",
            from, headers);
   return parse_str(raw);
 }
@@ -353,7 +371,8 @@ static void default_filters(void **state) {
   (void)state;
   assert_int_equal(skips("Ann <ann@example.org>", "", NULL, NULL), 0);
   assert_int_equal(skips("ann@example.org", "Auto-Submitted: no\r\n", NULL, NULL), 0);
-  assert_int_equal(skips("ann@example.org", "Auto-Submitted: auto-generated\r\n", NULL, "Auto-Submitted"), 1);
+  assert_int_equal(
+      skips("ann@example.org", "Auto-Submitted: auto-generated\r\n", NULL, "Auto-Submitted"), 1);
   assert_int_equal(skips("ann@example.org", "Precedence: JUNK\r\n", NULL, "Precedence"), 1);
   assert_int_equal(skips("ann@example.org", "Precedence: first-class\r\n", NULL, NULL), 0);
   assert_int_equal(skips("ann@example.org", "List-Id: <x.example.org>\r\n", NULL, "List-Id"), 1);
@@ -362,8 +381,8 @@ static void default_filters(void **state) {
   assert_int_equal(skips("postmaster@example.org", "", NULL, "system sender"), 1);
   assert_int_equal(skips("owner-list@example.org", "", NULL, "system sender"), 1);
   assert_int_equal(skips("list-request@example.org", "", NULL, "system sender"), 1);
-  static const char *const noreply[] = {"noreply@x.example", "no-reply@x.example",
-                                        "No_Reply@x.example", "do-not-reply@x.example",
+  static const char *const noreply[] = {"noreply@x.example",    "no-reply@x.example",
+                                        "No_Reply@x.example",   "do-not-reply@x.example",
                                         "DoNotReply@x.example", "noreply-billing@x.example"};
   for (size_t i = 0; i < sizeof noreply / sizeof noreply[0]; i++)
     assert_int_equal(skips(noreply[i], "", NULL, "no-reply"), 1);
