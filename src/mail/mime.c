@@ -192,7 +192,8 @@ typedef struct walk {
   buf plain, html; /* body text so far (clean UTF-8) */
   int saw_plain;   /* a text/plain body part exists, even an empty one */
   int saw_html;
-  int cut; /* collection stopped at cap */
+  int cut_plain; /* collection into plain stopped at cap */
+  int cut_html;
   cJSON *attachments;
   int n_attachments;
   int failed; /* out of memory */
@@ -272,7 +273,8 @@ static void add_attachment(walk *w, GMimeObject *o) {
 
 /* Appends one body part's text to dst, separated from earlier parts. */
 static void add_body(walk *w, GMimeObject *o, buf *dst, int html) {
-  if (w->cut) return;
+  int *cut = html ? &w->cut_html : &w->cut_plain;
+  if (*cut) return;
   GMimeStream *mem = g_mime_stream_mem_new();
   part_bytes(GMIME_PART(o), mem); /* a decoding error keeps what was decoded */
   GByteArray *raw = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
@@ -295,11 +297,11 @@ static void add_body(walk *w, GMimeObject *o, buf *dst, int html) {
     if (rc == 0 && html) {
       int r = html_to_text(dst, text.data, text.len, w->cap);
       if (r < 0) rc = -1;
-      if (r == 1) w->cut = 1;
+      if (r == 1) *cut = 1;
     } else if (rc == 0) {
       size_t room = dst->len < w->cap ? w->cap - dst->len : 0;
       size_t n = mail_utf8_cut(text.data, text.len, room);
-      if (n < text.len) w->cut = 1;
+      if (n < text.len) *cut = 1;
       if (buf_add(dst, text.data, n)) rc = -1;
     }
   }
@@ -400,6 +402,7 @@ static int add_headers(cJSON *ev, GMimeMessage *msg) {
 
 static int add_body_fields(cJSON *ev, walk *w, size_t max_text) {
   const buf *body = w->saw_plain ? &w->plain : &w->html;
+  int cut = w->saw_plain ? w->cut_plain : w->cut_html;
   const char *type = w->saw_plain ? "text/plain" : w->saw_html ? "text/html" : NULL;
   const char *s = body->data ? body->data : "";
   size_t n = body->len;
@@ -414,8 +417,8 @@ static int add_body_fields(cJSON *ev, walk *w, size_t max_text) {
   if (rc == 0) rc = mail_snippet(&snip, t, tn, MAIL_SNIPPET_CHARS);
   if (rc == 0)
     rc = add_text(ev, "text", t, tn) || add_text(ev, "full_text", s, fn) ||
-                 add_bool(ev, "text_truncated", tn < trimmed.len || w->cut) ||
-                 add_bool(ev, "full_text_truncated", fn < n || w->cut) ||
+                 add_bool(ev, "text_truncated", tn < trimmed.len || cut) ||
+                 add_bool(ev, "full_text_truncated", fn < n || cut) ||
                  (type ? add_field(ev, "body_type", type, 0)
                        : !cJSON_AddNullToObject(ev, "body_type")) ||
                  add_text(ev, "snippet", snip.data, snip.len)
@@ -520,7 +523,7 @@ int mail_parse(const char *raw, size_t len, const mail_parse_opts *o, cJSON **ev
   GMimeMessage *msg = g_mime_parser_construct_message(parser, po);
 
   walk w = {.cap = max_text > ((size_t)-1) / BODY_FACTOR ? max_text : max_text * BODY_FACTOR};
-  w.cut = headers_only; /* the body is not read: both texts say truncated */
+  w.cut_plain = w.cut_html = headers_only; /* no body read: the texts say truncated */
   buf_init(&w.plain, BUF_UNLIMITED);
   buf_init(&w.html, BUF_UNLIMITED);
   w.attachments = cJSON_CreateArray();

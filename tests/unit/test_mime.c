@@ -233,6 +233,49 @@ static void text_is_capped(void **state) {
   buf_release(&raw);
 }
 
+static void html_body_is_capped(void **state) {
+  (void)state;
+  buf raw;
+  buf_init(&raw, BUF_UNLIMITED);
+  assert_int_equal(buf_adds(&raw,
+                            "From: a@example.com\r\nSubject: html\r\n"
+                            "Content-Type: text/html; charset=utf-8\r\n\r\n"),
+                   0);
+  for (int i = 0; i < 300; i++) assert_int_equal(buf_adds(&raw, "<p>paragraph &eacute;</p>"), 0);
+  mail_parse_opts o = {.max_text = 200};
+  cJSON *ev = parse_ok(raw.data, raw.len, &o);
+  assert_true(strlen(str(ev, "text")) <= 200);
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "text_truncated")));
+  assert_string_equal(str(ev, "body_type"), "text/html");
+  cJSON_Delete(ev);
+  buf_release(&raw);
+}
+
+/* Hundreds of nested multiparts: GMime would take quadratic time, so only
+ * the headers are read and the text says it was cut. */
+static void overnested_message_gives_headers_only(void **state) {
+  (void)state;
+  buf raw;
+  buf_init(&raw, BUF_UNLIMITED);
+  assert_int_equal(buf_adds(&raw,
+                            "From: Deep <deep@example.com>\r\nSubject: deep\r\n"
+                            "Content-Type: multipart/mixed; boundary=b0\r\n\r\n"),
+                   0);
+  for (int i = 1; i < 400; i++)
+    assert_int_equal(
+        buf_printf(&raw, "--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n", i - 1, i),
+        0);
+  assert_int_equal(buf_adds(&raw, "--b399\r\nContent-Type: text/plain\r\n\r\nhidden\r\n"), 0);
+  cJSON *ev = parse_ok(raw.data, raw.len, NULL);
+  assert_string_equal(str(ev, "subject"), "deep");
+  assert_string_equal(str(cJSON_GetObjectItemCaseSensitive(ev, "from"), "address"),
+                      "deep@example.com");
+  assert_string_equal(str(ev, "text"), "");
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "text_truncated")));
+  cJSON_Delete(ev);
+  buf_release(&raw);
+}
+
 static void html(const char *in, const char *want) {
   buf out;
   buf_init(&out, BUF_UNLIMITED);
@@ -438,6 +481,8 @@ int main(void) {
       cmocka_unit_test(corpus_matches_expectations),
       cmocka_unit_test(event_has_fixed_fields),
       cmocka_unit_test(text_is_capped),
+      cmocka_unit_test(html_body_is_capped),
+      cmocka_unit_test(overnested_message_gives_headers_only),
       cmocka_unit_test(html_to_readable_text),
       cmocka_unit_test(quotes_and_signatures_trimmed),
       cmocka_unit_test(charsets_and_flowed),
