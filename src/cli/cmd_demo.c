@@ -22,6 +22,7 @@
 #include "cli/fake_server.h"
 #include "core/clock.h"
 #include "core/config.h"
+#include "core/connector.h"
 #include "core/engine.h"
 #include "core/intake.h"
 #include "core/log.h"
@@ -219,6 +220,25 @@ static void remove_dir(const char *dir) {
   rmdir(dir);
 }
 
+/* Recipes whose trigger polls an outside system (a mailbox, a form) need
+ * accounts the demo does not have: left disabled, and said so. */
+static int disable_pollers(store *s, perr *e) {
+  recipe_set *rs;
+  if (recipe_set_load(s, &rs, e)) return -1;
+  int rc = 0;
+  for (size_t i = 0; i < recipe_set_count(rs) && !rc; i++) {
+    const recipe *r = recipe_set_at(rs, i);
+    if ((r->trigger->flags & TRIGGER_PASSIVE) || strcmp(r->trigger->name, "schedule") == 0)
+      continue;
+    rc = store_recipe_set_enabled(s, r->name, 0, e);
+    if (!rc)
+      printf("recipe %s not run: its %s trigger needs an account (see the recipe's comments)\n",
+             r->name, r->trigger->name);
+  }
+  recipe_set_free(rs);
+  return rc;
+}
+
 static pid_t start_fake_slack(const char *tmp) {
   const char *url = getenv("SLACK_SALES_URL");
   if (url && *url) {
@@ -332,6 +352,10 @@ int cmd_demo(int argc, char **argv, const cli_globals *g) {
     goto out;
   }
   for (size_t i = 0; i < nitems; i++) printf("imported recipe %s\n", items[i].name);
+  if (disable_pollers(s, &e)) {
+    cli_fail(EXIT_RUNTIME, "%s", e.msg);
+    goto out;
+  }
   printf("emitted %d sample events: %d runs queued (an event that no recipe's trigger and\n"
          "`when:` filter match starts none)\n", emitted, queued);
   cfg.engine.retry.base_ms = 200; /* a demo should not sit in long backoffs */

@@ -10,21 +10,26 @@
 extern const trigger_kind trigger_event;
 extern const trigger_kind trigger_webhook;
 extern const trigger_kind trigger_schedule;
+extern const trigger_kind trigger_imap;
 extern const action_kind action_log;
 extern const action_kind action_csvfile;
 extern const action_kind action_gpt;
 extern const action_kind action_http;
 extern const action_kind action_slack;
+extern const action_kind action_email_draft;
+extern const action_kind action_email_send;
 extern const field_spec gpt_provider_fields[];
 extern const field_spec gpt_price_fields[];
 extern const field_spec gpt_budget_fields[];
 extern const field_spec gpt_settings_fields[];
 extern const field_spec webhook_http_fields[];
+extern const field_spec mail_account_fields[];
 
 const trigger_kind *const connectors_triggers[] = {
     &trigger_event,
     &trigger_webhook,
     &trigger_schedule,
+    &trigger_imap,
     NULL,
 };
 
@@ -34,6 +39,8 @@ const action_kind *const connectors_actions[] = {
     &action_gpt,
     &action_http,
     &action_slack,
+    &action_email_draft,
+    &action_email_send,
     NULL,
 };
 
@@ -50,6 +57,9 @@ const config_section connectors_config_sections[] = {
     {"http", FT_OBJECT, webhook_http_fields,
      "the webhook server: listen, max_body_bytes, max_header_bytes, max_connections, "
      "idle_timeout_s, max_queue, queue_retry_after_s"},
+    {"mail", FT_OBJECT_MAP, mail_account_fields,
+     "mail accounts by name: imap, smtp, starttls, user, password or oauth2, address, name, "
+     "also, drafts, ca_file"},
     {NULL, FT_OBJECT, NULL, NULL},
 };
 

@@ -401,6 +401,7 @@ void engine_shutdown(engine *en, void (*done)(void *ud), void *ud) {
 }
 
 const recipe_set *engine_recipes(const engine *en) { return en->rs; }
+const runtime *engine_runtime(const engine *en) { return &en->rt; }
 
 size_t engine_backlog(engine *en) {
   double now = ev_now(en->loop);

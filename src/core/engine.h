@@ -98,6 +98,9 @@ int engine_ingest(engine *en, const char *source, const char *dedupe_key, const 
 int engine_ingest_parsed(engine *en, const char *source, const char *dedupe_key,
                          const cJSON *event, const char *payload, size_t len, engine_ingest_cb cb,
                          void *ud, perr *e);
+/* The services actions get (core/runtime.h: the loop, the HTTP client,
+ * the configuration), for active triggers too.  Valid from engine_start. */
+const struct runtime *engine_runtime(const engine *en);
 /* For active triggers (connector.h): the source's stored cursor (malloc'd;
  * 1 when there is none yet), and a new one written in this iteration's
  * transaction, with the events ingested alongside it. */

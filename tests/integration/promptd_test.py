@@ -3,6 +3,7 @@ against a temporary directory, start and stop the daemon, read the store."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -100,6 +101,18 @@ class Case:
         """True once `promptd status` names p as the daemon serving the database."""
         rc, out, _ = self.run("status", "--json")
         return rc == 0 and json.loads(out)["daemon"]["pid"] == p.pid
+
+    def listen_port(self, log_name="daemon.log", timeout=30):
+        """The port a daemon started with --listen 127.0.0.1:0 bound, read
+        from its log (no race with other tests for a free port)."""
+        def port():
+            try:
+                with open(self.path(log_name), encoding="utf-8", errors="replace") as f:
+                    m = re.search(r'msg="http server listening".* port=(\d+)', f.read())
+            except OSError:
+                return None
+            return int(m.group(1)) if m else None
+        return self.wait_for("the webhook server's port", port, timeout=timeout)
 
     def sql(self, query, args=()):
         con = sqlite3.connect(self.db, timeout=10)

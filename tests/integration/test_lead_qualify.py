@@ -11,10 +11,9 @@ import hmac
 import json
 import os
 import shutil
-import socket
 import subprocess
 
-from fake_server import FakeOpenAI, FakeSlack, wait_until
+from fake_server import FakeOpenAI, FakeSlack
 from promptd_test import SOURCE_DIR, main
 
 SECRET = "lead-form-secret-\u00e9"  # non-ASCII on purpose: bytes are signed, not characters
@@ -60,14 +59,11 @@ def body(c):
         c.write("recipes/lead-qualify.yaml",
                 open(os.path.join(SOURCE_DIR, "recipes", "lead-qualify.yaml"),
                      encoding="utf-8").read())
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        c.write("config.yaml", "http: { listen: \"127.0.0.1:%d\" }\n" % port)
+        c.write("config.yaml", "http: { listen: \"127.0.0.1:0\" }\n")
         env = dict(fake.env(), LEADS_SECRET=SECRET, SLACK_SALES_URL=slack.url + HOOK)
         daemon = c.start_daemon("--config", c.path("config.yaml"), "--recipes",
                                 c.path("recipes"), env=env)
+        port = c.listen_port()
         c.wait_for("daemon serving", lambda: c.serving(daemon), timeout=30)
         url = "http://127.0.0.1:%d/hooks/leads" % port
 

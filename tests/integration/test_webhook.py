@@ -155,12 +155,9 @@ def body(c):
                     " next_attempt_at, created_at, updated_at)"
                     " VALUES (?, 'open', 1, 'queued', 0, 0, 0, 0)", (bad_event,))
     con.close()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    daemon = c.start_daemon("--config", c.path("config.yaml"), "--listen", "127.0.0.1:%d" % port,
+    daemon = c.start_daemon("--config", c.path("config.yaml"), "--listen", "127.0.0.1:0",
                             env={"HOOK_SECRET": SECRET})
+    port = c.listen_port()
     c.wait_for("daemon serving", lambda: c.serving(daemon), timeout=30)
     cl = Client(port)
     accepted = [bad_event]
