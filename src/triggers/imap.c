@@ -312,6 +312,12 @@ static void on_examine(void *ud, const imap_result *r) {
   trigger_inst *t = ud;
   t->op = NULL;
   if (t->stopping) return finish_stop(t);
+  if (r->rc == IMAP_E_LOGIN && t->oauth) {
+    /* The server refused the token: the next poll asks for a fresh one. */
+    oauth2_invalidate(t->oauth);
+    free(t->bearer);
+    t->bearer = NULL;
+  }
   if (r->rc != IMAP_OK) return poll_failed(t, "examine", r->error);
   if (!r->info.has_uidvalidity) return poll_failed(t, "examine", "the server sent no UIDVALIDITY");
   uint32_t uidv = r->info.uidvalidity;

@@ -54,8 +54,12 @@ def available():
 
 
 class Dovecot:
-    def __init__(self, users=None, tls=False, workdir=None):
+    def __init__(self, users=None, tls=False, workdir=None, oauth2_introspection=None):
+        """oauth2_introspection: an RFC 7662 endpoint URL; XOAUTH2 and
+        OAUTHBEARER logins are then checked there (Dovecot's oauth2 passdb,
+        POSTing the token), beside the passwords of `users`."""
         self.users = dict(users or {"alice": "secret"})
+        self.oauth2 = oauth2_introspection
         self.tls = tls
         self.owns_dir = workdir is None
         # Under root, dovenull must be able to walk to the sockets in here:
@@ -111,6 +115,17 @@ class Dovecot:
             for name, password in self.users.items():
                 f.write("%s:{PLAIN}%s\n" % (name, password))
         uid, gid = self.mail_uid, self.mail_gid
+        mechanisms = "plain login"
+        oauth2_passdb = ""
+        if self.oauth2:
+            with open(self.path("oauth2.conf.ext"), "w", encoding="utf-8") as f:
+                f.write("introspection_url = %s\nintrospection_mode = post\n"
+                        "username_attribute = username\nactive_attribute = active\n"
+                        "active_value = true\ntls_ca_cert_file = /etc/ssl/certs/ca-certificates.crt\n"
+                        % self.oauth2)
+            mechanisms += " xoauth2 oauthbearer"
+            oauth2_passdb = ("passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                             "  args = %s\n}\n" % self.path("oauth2.conf.ext"))
         ssl_lines = ["ssl = no"]
         if self.tls:
             key, cert = self._make_cert()
@@ -138,9 +153,9 @@ default_login_user = {login_user}
 first_valid_uid = 0
 first_valid_gid = 0
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 {ssl}
-passdb {{
+{oauth2_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {d}/passwd
 }}
@@ -177,7 +192,7 @@ service anvil {{
   chroot =
 }}
 """.format(d=self.dir, user=self.sys_user, group=self.sys_group, uid=uid, gid=gid,
-           login_user=self.login_user,
+           login_user=self.login_user, mechanisms=mechanisms, oauth2_passdb=oauth2_passdb,
            ssl="\n".join(ssl_lines), port=self.port, tls_listener=tls_listener)
         with open(self.conf, "w", encoding="utf-8") as f:
             f.write(text)
