@@ -104,10 +104,11 @@ static void print_human(const cJSON *ev, int skip, const char *why) {
          cut ? ", truncated" : "");
   fputs(text, stdout);
   if (*text && text[strlen(text) - 1] != '\n') fputc('\n', stdout);
-  size_t full = strlen(str_or(ev, "full_text", ""));
-  if (full != strlen(text))
-    printf("--- %zu more bytes of quoted history and signature in full_text ---\n",
-           full > strlen(text) ? full - strlen(text) : 0);
+  const char *full = str_or(ev, "full_text", "");
+  size_t fn = strlen(full), tn = strlen(text);
+  while (fn && strchr(" \t\n", full[fn - 1])) fn--; /* the trim also drops trailing blanks */
+  if (fn > tn)
+    printf("--- full_text holds %zu more bytes: quoted history, signature ---\n", fn - tn);
 }
 
 static int parse_file(const char *path, int json, const mail_filter *f) {
