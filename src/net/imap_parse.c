@@ -559,7 +559,7 @@ int imap_parse_fetch_flags(const char *s, size_t n, uint32_t uid, unsigned *flag
 }
 
 int imap_parse_appenduid(const char *s, size_t n, uint32_t *uidvalidity, uint32_t *uid) {
-  size_t len;
+  size_t len = 0;
   const char *p = imap_last_tagged(s, n, &len);
   if (!p || len < 3 || strncasecmp(p, "OK ", 3) != 0) return 0;
   resp r = {p + 3, p + len};
