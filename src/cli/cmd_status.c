@@ -18,11 +18,16 @@ static const char usage_text[] =
     "of the oldest runnable run, and each enabled recipe's trigger and its state.\n"
     "Exit code 0 whether or not a daemon runs; 1 when the database cannot be read.\n";
 
-/* passive | ok | failing | waiting (active, no attempt recorded yet). */
+/* passive | ok | failing | waiting (active, no attempt recorded yet).
+ * Failing also when the kind's silence limit has passed since the last
+ * success: a poller that stopped polling reports no error. */
 static const char *trigger_state(const recipe *r, int health_rc, const store_trigger_health *h) {
   if (r->trigger->flags & TRIGGER_PASSIVE) return "passive";
   if (health_rc != 0) return "waiting";
-  return h->last_error ? "failing" : "ok";
+  if (h->last_error) return "failing";
+  long stale = r->trigger->stale_after_s ? r->trigger->stale_after_s(r->trigger_cfg) : 0;
+  if (stale > 0 && clock_now_ms() - h->last_success > (int64_t)stale * 1000) return "failing";
+  return "ok";
 }
 
 int cmd_status(int argc, char **argv, const cli_globals *g) {

@@ -157,6 +157,10 @@ typedef struct trigger_kind {
   int (*start)(trigger_inst *t, perr *e);
   void (*stop)(trigger_inst *t, void (*done)(void *ud), void *ud);
   void (*destroy)(trigger_inst *t);
+  /* Optional: seconds without a successful attempt after which `promptd
+   * status` calls the trigger failing even when no attempt reported an
+   * error (a poller that stopped polling); 0: no such limit. */
+  long (*stale_after_s)(const cJSON *cfg);
 } trigger_kind;
 
 /* The registry (connectors.c). */

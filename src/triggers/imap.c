@@ -471,6 +471,12 @@ static void imap_destroy(trigger_inst *t) {
   free(t);
 }
 
+static long imap_stale_after_s(const cJSON *cfg) {
+  /* A few polls' worth of silence is not yet a dead mailbox. */
+  long poll = num(cfg, "poll_s", 60), limit = num(cfg, "unhealthy_after_s", 900);
+  return limit > 3 * poll ? limit : 3 * poll;
+}
+
 const trigger_kind trigger_imap = {
     .name = "imap",
     .summary = "new mail in an IMAP mailbox (password or XOAUTH2), parsed and filtered; the "
@@ -482,4 +488,5 @@ const trigger_kind trigger_imap = {
     .start = imap_start,
     .stop = imap_stop,
     .destroy = imap_destroy,
+    .stale_after_s = imap_stale_after_s,
 };

@@ -12,6 +12,7 @@ import email.policy
 import json
 import os
 import re
+import signal
 
 from dovecot import Dovecot
 from fake_server import FakeOpenAI
@@ -108,6 +109,15 @@ def body(c):
         # Meanwhile, mail arrives while promptd is stopped.
         for n in range(10, 70):
             d.deliver("support", mail(n))
+        # Real SIGKILLs while drafts are being appended: some land between
+        # an APPEND and its step's commit; each draft must still exist once.
+        for k, at in enumerate((8, 25)):
+            daemon = c.start_daemon("--config", c.path("config.yaml"),
+                                    log_name="daemon-kill%d.log" % k, env=env)
+            c.wait_for("%d drafts" % at, lambda: len(d.messages("support", "Drafts")) >= at,
+                       timeout=120)
+            daemon.send_signal(signal.SIGKILL)
+            daemon.wait()
         daemon = c.start_daemon("--config", c.path("config.yaml"), log_name="daemon2.log", env=env)
         c.wait_for("all runs done", lambda: c.sql(
             "SELECT count(*) FROM runs WHERE status IN ('succeeded', 'failed')")[0][0] == 61,
@@ -128,6 +138,14 @@ def body(c):
         c.check("status: imap trigger ok", t and t[0]["state"] == "ok", repr(t))
         rc = c.stop_daemon(daemon)
         c.check("exit 0 again", rc == 0, "exit %d" % rc)
+        # A poller silent for longer than its limit (a stopped daemon, a
+        # hung poll) is failing in status even without an error recorded.
+        con = __import__("sqlite3").connect(c.db)
+        with con:
+            con.execute("UPDATE trigger_health SET last_success = last_success - 3600000")
+        con.close()
+        t = [x for x in c.json("status", "--json")["triggers"] if x["kind"] == "imap"]
+        c.check("status: silent for an hour is failing", t and t[0]["state"] == "failing", repr(t))
         for name in ("daemon.log", "daemon2.log"):
             c.check("password not logged (%s)" % name,
                     "pw-Support-1" not in open(c.path(name), encoding="utf-8",
