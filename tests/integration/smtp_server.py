@@ -5,6 +5,7 @@ each) into a directory, and scripted refusals per recipient address:
 
   smtp_server.py --port 0 --dir DIR --user U --password P
                  [--reject ADDR=CODE] [--defer ADDR=N]
+                 [--tls-cert PEM --tls-key PEM]
 --reject answers RCPT for ADDR with CODE (e.g. 550); --defer answers
 451 the first N times ADDR is given.  Prints `listening HOST:PORT`."""
 
@@ -56,6 +57,8 @@ def main():
     p.add_argument("--password", required=True)
     p.add_argument("--reject", action="append", default=[])
     p.add_argument("--defer", action="append", default=[])
+    p.add_argument("--tls-cert", help="PEM cert (with --tls-key): require STARTTLS")
+    p.add_argument("--tls-key")
     a = p.parse_args()
     reject = dict(r.split("=", 1) for r in a.reject)
     defer = {k: int(v) for k, v in (d.split("=", 1) for d in a.defer)}
@@ -74,8 +77,15 @@ def main():
         s.bind((a.host, 0))
         port = s.getsockname()[1]
         s.close()
+    tls = {}
+    if a.tls_cert:
+        import ssl
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(a.tls_cert, a.tls_key)
+        tls = {"tls_context": ctx, "require_starttls": True}
     c = Controller(Handler(a.dir, reject, defer), hostname=a.host, port=port,
-                   authenticator=authenticator, auth_required=True, auth_require_tls=False)
+                   authenticator=authenticator, auth_required=True,
+                   auth_require_tls=bool(a.tls_cert), **tls)
     c.start()
     print("listening %s:%d" % (a.host, port), flush=True)
     try:

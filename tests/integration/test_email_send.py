@@ -164,6 +164,31 @@ def body(c):
     finally:
         smtp.stop()
 
+    # STARTTLS required by the server, verified against its certificate.
+    key, cert = c.path("smtp-key.pem"), c.path("smtp-cert.pem")
+    subprocess.run(["openssl", "req", "-x509", "-nodes", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-keyout", key, "-out", cert, "-days", "2",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    smtp = Smtp(c.path("inbox-tls"), "--tls-cert", cert, "--tls-key", key)
+    try:
+        c.write("config-tls.yaml", (CONFIG % smtp.port).replace(
+            "    starttls: false\n", "    starttls: true\n    ca_file: \"%s\"\n" % cert))
+        c.run("emit", "--source", "mail", "--event", "-",
+              stdin=json.dumps(dict(ev, message_id="tls@kunde.example")).encode())
+        d = c.start_daemon("--config", c.path("config-tls.yaml"), log_name="daemon3.log",
+                           env={"SMTP_TEST_PASSWORD": "s3cret"})
+        c.wait_for("STARTTLS run finished", lambda: c.sql(
+            "SELECT count(*) FROM runs WHERE status IN ('succeeded', 'failed')")[0][0] == 5,
+            timeout=60)
+        last = c.sql("SELECT status, last_error FROM runs ORDER BY id DESC LIMIT 1")[0]
+        c.check("sent over STARTTLS", last[0] == "succeeded" and len(smtp.messages()) == 1,
+                repr(last))
+        rc = c.stop_daemon(d)
+        c.check("exit 0 (tls)", rc == 0, "exit %d" % rc)
+    finally:
+        smtp.stop()
+
 
 if __name__ == "__main__":
     main("email_send", body)
