@@ -62,4 +62,8 @@ const char *cli_time(long long ms);
 /* Parses a positive decimal id; 0 on bad input. */
 long long cli_parse_id(const char *s);
 
+/* For commands with a single subcommand: 1 when argv[1] is sub; else 0
+ * after saying what was expected (the caller exits EXIT_USAGE). */
+int cli_subcommand_is(int argc, char **argv, const char *cmd, const char *sub);
+
 #endif

@@ -95,3 +95,15 @@ long long cli_parse_id(const char *s) {
   long long v = strtoll(s, &end, 10);
   return (*end || errno || v <= 0) ? 0 : v;
 }
+
+int cli_subcommand_is(int argc, char **argv, const char *cmd, const char *sub) {
+  if (argc < 2) {
+    cli_fail(EXIT_USAGE, "%s: missing subcommand: %s (see promptd %s --help)", cmd, sub, cmd);
+    return 0;
+  }
+  if (strcmp(argv[1], sub) != 0) {
+    cli_fail(EXIT_USAGE, "%s: unknown subcommand '%s' (expected %s)", cmd, argv[1], sub);
+    return 0;
+  }
+  return 1;
+}

@@ -151,10 +151,7 @@ static int parse_file(const char *path, int json, const mail_filter *f) {
 int cmd_mail(int argc, char **argv, const cli_globals *g) {
   (void)g; /* parsing touches no database */
   if (cli_wants_help(argc, argv)) return fputs(usage_text, stdout), EXIT_OK;
-  if (argc < 2)
-    return cli_fail(EXIT_USAGE, "mail: missing subcommand: parse (see promptd mail --help)");
-  if (strcmp(argv[1], "parse") != 0)
-    return cli_fail(EXIT_USAGE, "mail: unknown subcommand '%s' (expected parse)", argv[1]);
+  if (!cli_subcommand_is(argc, argv, "mail", "parse")) return EXIT_USAGE;
 
   static const struct option opts[] = {{"json", no_argument, 0, 'j'},
                                        {"account", required_argument, 0, 'a'},

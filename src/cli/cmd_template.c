@@ -205,10 +205,7 @@ static int render(const char *tpl_path, const char *ctx_path, const char *partia
 int cmd_template(int argc, char **argv, const cli_globals *g) {
   (void)g; /* rendering touches no database */
   if (cli_wants_help(argc, argv)) return fputs(usage_text, stdout), EXIT_OK;
-  if (argc < 2)
-    return cli_fail(EXIT_USAGE, "template: missing subcommand: render (see promptd template --help)");
-  if (strcmp(argv[1], "render") != 0)
-    return cli_fail(EXIT_USAGE, "template: unknown subcommand '%s' (expected render)", argv[1]);
+  if (!cli_subcommand_is(argc, argv, "template", "render")) return EXIT_USAGE;
 
   static const struct option opts[] = {{"context", required_argument, 0, 'c'},
                                        {"partials", required_argument, 0, 'p'},

@@ -57,17 +57,10 @@
 #include "triggers/webhook_route.h"
 #include "triggers/webhook_verify.h"
 
+#include "fuzz_check.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Names the broken invariant: a bare abort from the corpus runner would
- * leave only the input's name to go on. */
-#define CHECK(cond)                                                                \
-  do {                                                                             \
-    if (!(cond)) {                                                                 \
-      fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, #cond); \
-      abort();                                                                     \
-    }                                                                              \
-  } while (0)
 
 #define HOOK_PATH "/hooks/a"
 #define SECRET "It's a Secret to Everybody"
