@@ -228,8 +228,7 @@ static int disable_pollers(store *s, perr *e) {
   int rc = 0;
   for (size_t i = 0; i < recipe_set_count(rs) && !rc; i++) {
     const recipe *r = recipe_set_at(rs, i);
-    if ((r->trigger->flags & TRIGGER_PASSIVE) || strcmp(r->trigger->name, "schedule") == 0)
-      continue;
+    if (!(r->trigger->flags & TRIGGER_ACCOUNT)) continue;
     rc = store_recipe_set_enabled(s, r->name, 0, e);
     if (!rc)
       printf("recipe %s not run: its %s trigger needs an account (see the recipe's comments)\n",

@@ -125,6 +125,7 @@ typedef struct action_kind {
 enum {
   TRIGGER_PASSIVE = 1u << 0, /* events arrive through intake (emit); no watchers */
   TRIGGER_HTTP = 1u << 1,    /* ... from promptd's HTTP server, routed by the trigger's path */
+  TRIGGER_ACCOUNT = 1u << 2, /* polls an outside system with an account (a mailbox, a form) */
 };
 
 struct engine;

@@ -482,6 +482,7 @@ const trigger_kind trigger_imap = {
     .summary = "new mail in an IMAP mailbox (password or XOAUTH2), parsed and filtered; the "
                "UID cursor commits with each event",
     .fields = imap_fields,
+    .flags = TRIGGER_ACCOUNT,
     .validate = imap_validate,
     .source = imap_source,
     .create = imap_create,
