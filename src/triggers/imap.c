@@ -144,6 +144,7 @@ struct trigger_inst {
   uint32_t *pending; /* uids to fetch, ascending */
   size_t npending, next;
   long poll_s, backoff_s, unhealthy_after_s;
+  int more;          /* the last search found more than one batch */
   int64_t last_ok_ms;
   ev_timer timer;
   int stopping;
@@ -192,8 +193,8 @@ static void poll_ok(trigger_inst *t) {
   engine_trigger_report(t->en, t->source, NULL);
   if (t->stopping)
     finish_stop(t);
-  else
-    schedule_poll(t, (double)t->poll_s);
+  else /* a backlog is fetched batch after batch, not one batch a poll */
+    schedule_poll(t, t->more ? 0. : (double)t->poll_s);
 }
 
 static int set_cursor(trigger_inst *t, uint32_t uidvalidity, uint32_t uid, perr *e) {
@@ -283,9 +284,11 @@ static void on_search(void *ud, const imap_result *r) {
   t->op = NULL;
   if (t->stopping) return finish_stop(t);
   if (r->rc != IMAP_OK) return poll_failed(t, "search", r->error);
-  size_t n = 0;
-  for (size_t i = 0; i < r->n_uids && n < BATCH; i++)
-    if (r->uids[i] > t->last_uid) n++;
+  size_t n = 0, newer = 0;
+  for (size_t i = 0; i < r->n_uids; i++)
+    if (r->uids[i] > t->last_uid) newer++;
+  n = newer < BATCH ? newer : BATCH;
+  t->more = newer > BATCH;
   uint32_t *p = n ? realloc(t->pending, n * sizeof *p) : t->pending;
   if (n && !p) return poll_failed(t, "search", "out of memory");
   t->pending = p;

@@ -18,7 +18,7 @@ N = 500
 
 RECIPE = """\
 name: bulk
-trigger: { imap: { account: bulk, poll_s: 1 } }
+trigger: { imap: { account: bulk, poll_s: 20 } }   # a backlog must not wait for polls
 steps:
   - id: note
     log: { message: "mail {{event.subject}}" }
