@@ -11,6 +11,7 @@ extern const trigger_kind trigger_event;
 extern const trigger_kind trigger_webhook;
 extern const trigger_kind trigger_schedule;
 extern const trigger_kind trigger_imap;
+extern const trigger_kind trigger_csv_export;
 extern const action_kind action_log;
 extern const action_kind action_csvfile;
 extern const action_kind action_gpt;
@@ -30,6 +31,7 @@ const trigger_kind *const connectors_triggers[] = {
     &trigger_webhook,
     &trigger_schedule,
     &trigger_imap,
+    &trigger_csv_export,
     NULL,
 };
 
