@@ -54,14 +54,14 @@ struct google_auth {
   http_client *hc;
   struct ev_loop *loop;
   char *cred_ref, *scope, *token_uri_override, *subject;
-  int kind;             /* of the credentials the exchange in flight used */
-  char who[200];        /* client_email or client_id, for messages */
-  char *token;          /* cached access token, or NULL */
-  int64_t expires_at;   /* ms */
-  http_call *call;      /* the exchange in flight, or NULL */
-  int closing;          /* freed by the owner while call was in flight */
+  int kind;           /* of the credentials the exchange in flight used */
+  char who[200];      /* client_email or client_id, for messages */
+  char *token;        /* cached access token, or NULL */
+  int64_t expires_at; /* ms */
+  http_call *call;    /* the exchange in flight, or NULL */
+  int closing;        /* freed by the owner while call was in flight */
   waiter *waiting, *ready;
-  char error[600];      /* the outcome handed to `ready` waiters */
+  char error[600]; /* the outcome handed to `ready` waiters */
   int permanent;
   ev_timer deliver;
 };
@@ -94,9 +94,8 @@ static int form_add(buf *b, const char *name, const char *value) {
   return 0;
 }
 
-char *google_jwt_assertion(const char *client_email, const char *private_key_pem,
-                           const char *scope, const char *aud, const char *subject, int64_t now_s,
-                           perr *e) {
+char *google_jwt_assertion(const char *client_email, const char *private_key_pem, const char *scope,
+                           const char *aud, const char *subject, int64_t now_s, perr *e) {
   if (!client_email || !*client_email || !private_key_pem || !scope || !*scope || !aud) {
     perr_set(e, "service account: client_email, private_key, scope and audience are required");
     return NULL;
@@ -134,8 +133,7 @@ static int service_account_body(google_auth *a, const cJSON *j, buf *body, char 
   const char *email = str_field(j, "client_email"), *key = str_field(j, "private_key");
   const char *aud = str_field(j, "token_uri");
   if (!email || !key)
-    return perr_set(e, "%s: a service_account key needs client_email and private_key",
-                    a->cred_ref);
+    return perr_set(e, "%s: a service_account key needs client_email and private_key", a->cred_ref);
   snprintf(a->who, sizeof a->who, "service account %s", email);
   if (!a->scope) return perr_set(e, "%s: a service account needs a scope", a->who);
   if (!aud) aud = GOOGLE_TOKEN_URI;
@@ -154,8 +152,9 @@ static int authorized_user_body(google_auth *a, const cJSON *j, buf *body, char 
   const char *id = str_field(j, "client_id"), *secret = str_field(j, "client_secret");
   const char *refresh = str_field(j, "refresh_token"), *uri = str_field(j, "token_uri");
   if (!id || !secret || !refresh)
-    return perr_set(e, "%s: an authorized_user file needs client_id, client_secret and "
-                       "refresh_token",
+    return perr_set(e,
+                    "%s: an authorized_user file needs client_id, client_secret and "
+                    "refresh_token",
                     a->cred_ref);
   snprintf(a->who, sizeof a->who, "authorized user (client %s)", id);
   int bad = form_add(body, "grant_type", "refresh_token") ||
@@ -187,8 +186,9 @@ static int build_request(google_auth *a, buf *body, char **url, perr *e) {
     a->kind = KIND_AUTHORIZED_USER;
     rc = authorized_user_body(a, j, body, url, e);
   } else {
-    rc = perr_set(e, "%s: \"type\" is %s%.40s%s; promptd reads service_account and "
-                     "authorized_user credentials",
+    rc = perr_set(e,
+                  "%s: \"type\" is %s%.40s%s; promptd reads service_account and "
+                  "authorized_user credentials",
                   a->cred_ref, type ? "\"" : "", type ? type : "missing", type ? "\"" : "");
   }
   json_wipe_delete(j);
@@ -211,6 +211,8 @@ static const char *hint(const google_auth *a, const char *why) {
     return " (the JWT's iat/exp are outside the server's window: check this machine's clock)";
   if (strstr(why, "unauthorized_client") && a->subject)
     return " (domain-wide delegation: allow this client for these scopes in the Admin console)";
+  if (strstr(why, "invalid_scope"))
+    return " (a scope is misspelt or not available to this account)";
   if (grant || strstr(why, "invalid_client"))
     return " (the service account is disabled or deleted, or the key file is not its own)";
   return "";
@@ -276,9 +278,12 @@ static void on_token(void *ud, const http_response *r) {
   int permanent;
   if (oauth2_parse_token_response(r->status, r->body, &token, &expires_in, why, sizeof why,
                                   &permanent)) {
+    /* Google answers invalid_scope for scopes the account can never get:
+     * as hopeless as invalid_grant, though RFC 6749 leaves it unranked. */
+    if (strstr(why, " invalid_scope")) permanent = 1;
     snprintf(msg, sizeof msg, "google token for %s: %s%s", a->who, why,
              permanent ? hint(a, why) : "");
-    log_warn("google token refused", "who=%s error=%s", log_q(a->who), log_q(msg));
+    log_warn("google token refused", "who=%s error=%s", log_q(a->who), log_q(why));
     settle(a, msg, permanent);
     return;
   }
@@ -300,8 +305,13 @@ static int start_exchange(google_auth *a, perr *e) {
   }
   static const char *const headers[] = {"Content-Type: application/x-www-form-urlencoded",
                                         "Accept: application/json", NULL};
-  http_request rq = {.method = "POST", .url = url, .headers = headers, .body = body.data,
-                     .body_len = body.len, .timeout_ms = TIMEOUT_MS, .max_response = 64 * 1024};
+  http_request rq = {.method = "POST",
+                     .url = url,
+                     .headers = headers,
+                     .body = body.data,
+                     .body_len = body.len,
+                     .timeout_ms = TIMEOUT_MS,
+                     .max_response = 64 * 1024};
   int rc = http_client_start(a->hc, &rq, on_token, a, &a->call, e);
   if (rc) perr_prefix(e, "google token for %s", a->who);
   wipe(body.data);
@@ -340,12 +350,16 @@ void google_auth_invalidate(google_auth *a) {
   a->token = NULL;
 }
 
+/* NULL, "" and blanks all mean "not given". */
+static int given(const char *s) { return s && s[strspn(s, " \t\r\n")] != '\0'; }
+
 google_auth *google_auth_new(http_client *hc, struct ev_loop *loop, const char *credentials_ref,
-                             const char *scope, const char *token_uri_override,
-                             const char *subject, perr *e) {
+                             const char *scope, const char *token_uri_override, const char *subject,
+                             perr *e) {
   if (!secret_is_ref(credentials_ref)) {
-    perr_set(e, "google credentials: \"%.200s\" is not a secret reference (expected "
-                "file:/path, env:NAME or cred:NAME)",
+    perr_set(e,
+             "google credentials: \"%.200s\" is not a secret reference (expected "
+             "file:/path, env:NAME or cred:NAME)",
              credentials_ref ? credentials_ref : "");
     return NULL;
   }
@@ -357,16 +371,14 @@ google_auth *google_auth_new(http_client *hc, struct ev_loop *loop, const char *
   a->hc = hc;
   a->loop = loop;
   a->cred_ref = strdup(credentials_ref);
-  a->scope = scope && *scope ? strdup(scope) : NULL;
-  a->token_uri_override = token_uri_override && *token_uri_override ? strdup(token_uri_override)
-                                                                     : NULL;
-  a->subject = subject && *subject ? strdup(subject) : NULL;
+  a->scope = given(scope) ? strdup(scope) : NULL;
+  a->token_uri_override = given(token_uri_override) ? strdup(token_uri_override) : NULL;
+  a->subject = given(subject) ? strdup(subject) : NULL;
   snprintf(a->who, sizeof a->who, "%s", credentials_ref);
   ev_timer_init(&a->deliver, on_deliver, 0., 0.);
   a->deliver.data = a;
-  if (!a->cred_ref || (scope && *scope && !a->scope) ||
-      (token_uri_override && *token_uri_override && !a->token_uri_override) ||
-      (subject && *subject && !a->subject)) {
+  if (!a->cred_ref || (given(scope) && !a->scope) ||
+      (given(token_uri_override) && !a->token_uri_override) || (given(subject) && !a->subject)) {
     release(a);
     perr_set(e, "out of memory");
     return NULL;

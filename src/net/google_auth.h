@@ -47,8 +47,8 @@ typedef struct google_auth google_auth;
  * delegation).  hc and loop must outlive the object; strings are copied.
  * Nothing is resolved here: a recipe can be loaded where the key is not. */
 google_auth *google_auth_new(http_client *hc, struct ev_loop *loop, const char *credentials_ref,
-                             const char *scope, const char *token_uri_override,
-                             const char *subject, perr *e);
+                             const char *scope, const char *token_uri_override, const char *subject,
+                             perr *e);
 
 /* token: valid during the callback only (NULL on error). */
 typedef void (*google_token_fn)(void *ud, const char *token, const char *error, int permanent);
@@ -65,8 +65,7 @@ void google_auth_free(google_auth *a);
  * seconds): iss, scope, aud, exp = now_s + 3600, iat = now_s, and sub when
  * subject is not NULL.  malloc'd, or NULL with e set.  For tests and the
  * exchange itself. */
-char *google_jwt_assertion(const char *client_email, const char *private_key_pem,
-                           const char *scope, const char *aud, const char *subject, int64_t now_s,
-                           perr *e);
+char *google_jwt_assertion(const char *client_email, const char *private_key_pem, const char *scope,
+                           const char *aud, const char *subject, int64_t now_s, perr *e);
 
 #endif
