@@ -286,7 +286,9 @@ static int scan_file(trigger_inst *t, const char *file, perr *e) {
   size_t got;
   if (resume) {
     if (!(head = read_range(fd, 0, (size_t)x.hdr, &got, e))) goto out;
-    if (csv_rows_header(&r, head, got, 0, e)) goto out_named;
+    /* hdr is a known boundary: read as final, or a header ending in a
+     * lone CR would look half written. */
+    if (csv_rows_header(&r, head, got, 1, e)) goto out_named;
     resume = r.header_end == x.hdr;
   }
   if (resume) {

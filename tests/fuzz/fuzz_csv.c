@@ -166,7 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (part.header_end && whole.header_end) {
     CHECK(part.header_end == whole.header_end);
     CHECK(part.end >= part.header_end && part.end <= whole.end);
-    CHECK(csv_rows_header(&rest, csv, part.header_end, 0, &e) == 0);
+    CHECK(csv_rows_header(&rest, csv, part.header_end, 1, &e) == 0);
     CHECK(rest.header_end == part.header_end);
     CHECK(csv_rows_records(&rest, csv + part.end, len - part.end, part.end, part.end_line,
                            part.end_number, 0, &e) == 0);

@@ -66,7 +66,8 @@ static void check_two_steps(const char *name, const char *d, size_t len, const c
     perr e;
     assert_int_equal(csv_rows_parse(&part, d, cut, 0, &e), 0);
     if (part.header_end) {
-      assert_int_equal(csv_rows_header(&rest, d, part.header_end, 0, &e), 0);
+      assert_int_equal(csv_rows_header(&rest, d, part.header_end, 1, &e), 0);
+      assert_int_equal(rest.header_end, part.header_end);
       assert_int_equal(csv_rows_records(&rest, d + part.end, len - part.end, part.end,
                                         part.end_line, part.end_number, 0, &e),
                        0);
@@ -190,7 +191,7 @@ static void test_rewritten(void **state) {
     assert_int_equal(seen, i < 2);
     free(kb);
   }
-  assert_int_equal(csv_rows_header(&rest, v2, a.header_end, 0, &e), 0);
+  assert_int_equal(csv_rows_header(&rest, v2, a.header_end, 1, &e), 0);
   assert_int_equal(csv_rows_records(&rest, v2 + a.end, l2 - a.end, a.end, a.end_line,
                                     a.end_number, 0, &e),
                    0);
