@@ -19,6 +19,7 @@ extern const action_kind action_http;
 extern const action_kind action_slack;
 extern const action_kind action_email_draft;
 extern const action_kind action_email_send;
+extern const action_kind action_sheets_append;
 extern const field_spec gpt_provider_fields[];
 extern const field_spec gpt_price_fields[];
 extern const field_spec gpt_budget_fields[];
@@ -43,6 +44,7 @@ const action_kind *const connectors_actions[] = {
     &action_slack,
     &action_email_draft,
     &action_email_send,
+    &action_sheets_append,
     NULL,
 };
 

@@ -237,8 +237,13 @@ class Handler(BaseHTTPRequestHandler):
                                         "status": err.status}}, headers)
 
     def body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
+        # Read once, up front in route(): an early answer (a fault, a 401)
+        # must not leave the body on a keep-alive connection, where it would
+        # prefix the next request.
+        if getattr(self, "_body", None) is None:
+            n = int(self.headers.get("Content-Length") or 0)
+            self._body = self.rfile.read(n) if n else b""
+        return self._body
 
     def json_body(self):
         raw = self.body()
@@ -263,6 +268,8 @@ class Handler(BaseHTTPRequestHandler):
         self.route("POST")
 
     def route(self, method):
+        self._body = None
+        self.body()
         u = urllib.parse.urlsplit(self.path)
         path = u.path
         q = {k: v[0] for k, v in urllib.parse.parse_qs(u.query, keep_blank_values=True).items()}
