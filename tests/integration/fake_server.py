@@ -186,3 +186,49 @@ class FakeSlack:
         if self.log:
             self.log.close()
             self.log = None
+
+
+FAKE_GOOGLE = os.path.join(SOURCE_DIR, "tests", "fake", "fake_google.py")
+
+
+class FakeGoogle:
+    """tests/fake/fake_google.py with a fresh service-account key: .url, .creds
+    (the key JSON's path), .call(method, path, body) for the admin API."""
+
+    EMAIL = "promptd-test@example-project.iam.gserviceaccount.com"
+
+    def __init__(self, c, sheet=None):
+        self.sheet = sheet
+        key = c.path("sa-key.pem")
+        subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True,
+                       capture_output=True, timeout=60)
+        mod = subprocess.run(["openssl", "rsa", "-in", key, "-noout", "-modulus"], check=True,
+                             capture_output=True, timeout=60).stdout.decode().strip()
+        py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+        self.proc = subprocess.Popen([py, FAKE_GOOGLE, "--port", "0", "--client-email", self.EMAIL,
+                                      "--public-key-n", mod.split("=", 1)[-1]],
+                                     stdout=subprocess.PIPE,
+                                     stderr=open(c.path("fake-google.log"), "ab"))
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("listening "):
+            raise RuntimeError("fake_google.py did not start: %r" % line)
+        self.url = "http://" + line.split(" ", 1)[1].strip()
+        with open(key, encoding="ascii") as f:
+            pem = f.read()
+        self.creds = c.write("sa.json", json.dumps({
+            "type": "service_account", "project_id": "example-project",
+            "private_key_id": "k1", "private_key": pem, "client_email": self.EMAIL,
+            "client_id": "1", "token_uri": self.url + "/token"}))
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read() or b"{}")
+
+    def rows(self):
+        return self.call("GET", "/_fake/sheets/" + self.sheet)["sheets"]["Leads"]
+
+    def stop(self):
+        stop_process(self.proc)

@@ -8,15 +8,10 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
-import urllib.request
 
-from fake_server import stop_process
-from promptd_test import SOURCE_DIR, main
+from fake_server import FakeGoogle
+from promptd_test import main
 
-FAKE = os.path.join(SOURCE_DIR, "tests", "fake", "fake_google.py")
-EMAIL = "promptd-test@example-project.iam.gserviceaccount.com"
 SHEET = "1SheetIdForTests"
 N = 300
 
@@ -36,43 +31,6 @@ steps:
 """
 
 
-class Fake:
-    def __init__(self, c):
-        key = c.path("sa-key.pem")
-        subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True,
-                       capture_output=True, timeout=60)
-        mod = subprocess.run(["openssl", "rsa", "-in", key, "-noout", "-modulus"], check=True,
-                             capture_output=True, timeout=60).stdout.decode().strip()
-        py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-        self.proc = subprocess.Popen([py, FAKE, "--port", "0", "--client-email", EMAIL,
-                                      "--public-key-n", mod.split("=", 1)[-1]],
-                                     stdout=subprocess.PIPE,
-                                     stderr=open(c.path("fake-google.log"), "ab"))
-        line = self.proc.stdout.readline().decode()
-        if not line.startswith("listening "):
-            raise RuntimeError("fake_google.py did not start: %r" % line)
-        self.url = "http://" + line.split(" ", 1)[1].strip()
-        with open(key, encoding="ascii") as f:
-            pem = f.read()
-        self.creds = c.write("sa.json", json.dumps({
-            "type": "service_account", "project_id": "example-project",
-            "private_key_id": "k1", "private_key": pem, "client_email": EMAIL,
-            "client_id": "1", "token_uri": self.url + "/token"}))
-
-    def call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return json.loads(r.read() or b"{}")
-
-    def rows(self):
-        return self.call("GET", "/_fake/sheets/" + SHEET)["sheets"]["Leads"]
-
-    def stop(self):
-        stop_process(self.proc)
-
-
 def emit(c, n, name):
     rc, _, err = c.run("emit", "--source", "rows", "--event", "-",
                        stdin=json.dumps({"n": n, "name": name}).encode())
@@ -84,7 +42,7 @@ def done(c):
 
 
 def body(c):
-    fake = Fake(c)
+    fake = FakeGoogle(c, SHEET)
     try:
         fake.call("POST", "/_fake/sheets/" + SHEET, {"sheets": {"Leads": [["name", "n", "key"]]}})
         c.write("recipes/rows.yaml", RECIPE % (SHEET, fake.creds, fake.url))
@@ -109,7 +67,7 @@ def body(c):
                 repr(st))
         stats = fake.call("GET", "/_fake/stats")
         c.check("token exchanged again after expiry", stats["jwt_grants"] >= 2, repr(stats))
-        c.check("claims as a service account", stats["last_claims"].get("iss") == EMAIL and
+        c.check("claims as a service account", stats["last_claims"].get("iss") == FakeGoogle.EMAIL and
                 "spreadsheets" in stats["last_claims"].get("scope", ""), repr(stats["last_claims"]))
 
         # A burst with SIGKILLs: each row exactly once.
