@@ -37,6 +37,7 @@
 #include "core/runtime.h"
 #include "gpt/errors.h"
 #include "net/google_auth.h"
+#include "net/google_config.h"
 #include "net/http_client.h"
 
 #define SHEETS_SCOPE "https://www.googleapis.com/auth/spreadsheets"
@@ -136,8 +137,8 @@ static void sheets_shutdown(void *state) {
 
 static google_auth *auth_for(sheets_state *st, const cJSON *in, perr *e) {
   char key[1200];
-  snprintf(key, sizeof key, "%s\n%s", str(in, "credentials"),
-           str(in, "token_uri") ? str(in, "token_uri") : "");
+  const char *tok = google_endpoint(st->rt->cfg, in, "token_uri", "token_uri", NULL);
+  snprintf(key, sizeof key, "%s\n%s", str(in, "credentials"), tok ? tok : "");
   for (auth_entry *a = st->auths; a; a = a->next)
     if (strcmp(a->key, key) == 0) return a->auth;
   auth_entry *a = calloc(1, sizeof *a);
@@ -147,7 +148,8 @@ static google_auth *auth_for(sheets_state *st, const cJSON *in, perr *e) {
     return NULL;
   }
   a->auth = google_auth_new(st->rt->http, st->rt->loop, str(in, "credentials"), SHEETS_SCOPE,
-                            str(in, "token_uri"), NULL, e);
+                            google_endpoint(st->rt->cfg, in, "token_uri", "token_uri", NULL),
+                            NULL, e);
   if (!a->auth) {
     free(a->key);
     free(a);
@@ -255,7 +257,8 @@ static void append(sheets_call *s) {
   const cJSON *in = s->c->input;
   buf url;
   buf_init(&url, 8192);
-  const char *base = str(in, "base_url") ? str(in, "base_url") : DEFAULT_BASE;
+  const char *base =
+      google_endpoint(s->c->rt->cfg, in, "base_url", "sheets_url", DEFAULT_BASE);
   const char *vi = str(in, "value_input");
   int bad = buf_printf(&url, "%s/v4/spreadsheets/", base) ||
             add_segment(&url, str(in, "spreadsheet_id")) || buf_adds(&url, "/values/") ||
@@ -330,7 +333,8 @@ static void check_id_column(sheets_call *s) {
   snprintf(a1, sizeof a1, "%s%s:%s", sheet, col, col);
   buf url;
   buf_init(&url, 8192);
-  const char *base = str(in, "base_url") ? str(in, "base_url") : DEFAULT_BASE;
+  const char *base =
+      google_endpoint(s->c->rt->cfg, in, "base_url", "sheets_url", DEFAULT_BASE);
   int bad = buf_printf(&url, "%s/v4/spreadsheets/", base) ||
             add_segment(&url, str(in, "spreadsheet_id")) || buf_adds(&url, "/values/") ||
             add_segment(&url, a1) || buf_adds(&url, "?majorDimension=ROWS");

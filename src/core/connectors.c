@@ -27,6 +27,7 @@ extern const field_spec gpt_budget_fields[];
 extern const field_spec gpt_settings_fields[];
 extern const field_spec webhook_http_fields[];
 extern const field_spec mail_account_fields[];
+extern const field_spec google_config_fields[];
 
 const trigger_kind *const connectors_triggers[] = {
     &trigger_event,
@@ -66,6 +67,8 @@ const config_section connectors_config_sections[] = {
     {"mail", FT_OBJECT_MAP, mail_account_fields,
      "mail accounts by name: imap, smtp, starttls, user, password or oauth2, address, name, "
      "also, drafts, ca_file"},
+    {"google", FT_OBJECT, google_config_fields,
+     "endpoint defaults for the Google connectors: forms_url, sheets_url, token_uri"},
     {NULL, FT_OBJECT, NULL, NULL},
 };
 

@@ -39,6 +39,7 @@
 #include "core/log.h"
 #include "core/runtime.h"
 #include "net/google_auth.h"
+#include "net/google_config.h"
 #include "net/http_client.h"
 
 #define FORMS_SCOPE                                                  \
@@ -165,7 +166,8 @@ static void poll_end(trigger_inst *t, const char *error) {
 }
 
 static int api_get(trigger_inst *t, const char *path_and_query, http_done_fn done) {
-  const char *base = str(t->cfg, "base_url") ? str(t->cfg, "base_url") : DEFAULT_BASE;
+  const char *base = google_endpoint(engine_runtime(t->en)->cfg, t->cfg, "base_url", "forms_url",
+                                     DEFAULT_BASE);
   char url[4096], auth[2200];
   snprintf(url, sizeof url, "%s%s", base, path_and_query);
   snprintf(auth, sizeof auth, "Authorization: Bearer %s", t->token);
@@ -415,7 +417,8 @@ static int forms_create(trigger_inst **out, const cJSON *cfg, const char *source
 static int forms_start(trigger_inst *t, perr *e) {
   const runtime *rt = engine_runtime(t->en);
   t->auth = google_auth_new(rt->http, engine_loop(t->en), str(t->cfg, "credentials"), FORMS_SCOPE,
-                            str(t->cfg, "token_uri"), NULL, e);
+                            google_endpoint(rt->cfg, t->cfg, "token_uri", "token_uri", NULL),
+                            NULL, e);
   if (!t->auth) return -1;
   char *cursor = NULL;
   int rc = engine_cursor_get(t->en, t->source, &cursor, e);
