@@ -309,6 +309,7 @@ const action_kind action_email_draft = {
     .guarantee = "exactly-once: the draft's Message-ID is fixed per run and step and searched "
                  "for before every APPEND",
     .fields = draft_fields,
+    .flags = ACTION_ACCOUNT,
     .prepare = email_prepare_input,
     .start = draft_start,
     .cancel = draft_cancel,

@@ -217,6 +217,7 @@ const action_kind action_email_send = {
     .guarantee = "at-least-once: a crash after the server took the message sends it again "
                  "(same Message-ID)",
     .fields = send_fields,
+    .flags = ACTION_ACCOUNT,
     .validate = send_validate,
     .prepare = email_prepare_input,
     .start = send_start,

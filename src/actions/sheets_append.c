@@ -395,6 +395,7 @@ const action_kind action_sheets_append = {
     .guarantee = "exactly-once with id_column (a repeated attempt looks for its key before "
                  "appending); at-least-once without",
     .fields = sheets_fields,
+    .flags = ACTION_ACCOUNT,
     .prepare = sheets_prepare,
     .start = sheets_start,
     .cancel = sheets_cancel,

@@ -220,19 +220,23 @@ static void remove_dir(const char *dir) {
   rmdir(dir);
 }
 
-/* Recipes whose trigger polls an outside system (a mailbox, a form) need
- * accounts the demo does not have: left disabled, and said so. */
+/* Recipes whose trigger or steps use an outside account (a mailbox, a
+ * form, a sheet) need what the demo does not have: left disabled, and
+ * said so. */
 static int disable_pollers(store *s, perr *e) {
   recipe_set *rs;
   if (recipe_set_load(s, &rs, e)) return -1;
   int rc = 0;
   for (size_t i = 0; i < recipe_set_count(rs) && !rc; i++) {
     const recipe *r = recipe_set_at(rs, i);
-    if (!(r->trigger->flags & TRIGGER_ACCOUNT)) continue;
+    const char *needs = (r->trigger->flags & TRIGGER_ACCOUNT) ? r->trigger->name : NULL;
+    for (int k = 0; !needs && k < r->nsteps; k++)
+      if (r->steps[k].kind->flags & ACTION_ACCOUNT) needs = r->steps[k].kind->name;
+    if (!needs) continue;
     rc = store_recipe_set_enabled(s, r->name, 0, e);
     if (!rc)
-      printf("recipe %s not run: its %s trigger needs an account (see the recipe's comments)\n",
-             r->name, r->trigger->name);
+      printf("recipe %s not run: its %s needs an account (see the recipe's comments)\n", r->name,
+             needs);
   }
   recipe_set_free(rs);
   return rc;

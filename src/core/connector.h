@@ -84,6 +84,7 @@ void action_done(action_call *c, outcome_class cls, cJSON *output, const char *d
 
 enum {
   ACTION_EXACTLY_ONCE = 1u << 0, /* begin/recover/resource given */
+  ACTION_ACCOUNT = 1u << 1,      /* acts on an outside account (a mailbox, a sheet) */
 };
 
 /* Rendering context for prepare(): escaping follows where text goes. */

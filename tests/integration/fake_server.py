@@ -228,7 +228,10 @@ class FakeGoogle:
             return json.loads(r.read() or b"{}")
 
     def rows(self):
-        return self.call("GET", "/_fake/sheets/" + self.sheet)["sheets"]["Leads"]
+        return self.rows_of("Leads")
+
+    def rows_of(self, title):
+        return self.call("GET", "/_fake/sheets/" + self.sheet)["sheets"][title]
 
     def stop(self):
         stop_process(self.proc)
