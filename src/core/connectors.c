@@ -13,6 +13,7 @@ extern const trigger_kind trigger_schedule;
 extern const trigger_kind trigger_imap;
 extern const trigger_kind trigger_csv_export;
 extern const trigger_kind trigger_google_forms;
+extern const trigger_kind trigger_sheet_rows;
 extern const action_kind action_log;
 extern const action_kind action_csvfile;
 extern const action_kind action_gpt;
@@ -36,6 +37,7 @@ const trigger_kind *const connectors_triggers[] = {
     &trigger_imap,
     &trigger_csv_export,
     &trigger_google_forms,
+    &trigger_sheet_rows,
     NULL,
 };
 

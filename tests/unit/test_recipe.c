@@ -138,7 +138,7 @@ static void test_wrong_types(void **state) {
   load_err("name: t\ntrigger: { event: { source: s } }\nsteps: []\n",
            "r.yaml:3:8: steps: expected a non-empty list of steps, got an empty list", NULL);
   load_err("name: t\ntrigger: event\nsteps: []\n",
-           "r.yaml:2:10: trigger: expected a mapping with one trigger kind (available: event, webhook, schedule, imap, csv_export, google_forms), "
+           "r.yaml:2:10: trigger: expected a mapping with one trigger kind (available: event, webhook, schedule, imap, csv_export, google_forms, sheet_rows), "
            "got \"event\"",
            NULL);
   load_err(ONE_STEP("  - id: a\n    csvfile: { path: o.csv, row: \"{{event.n}}\" }\n"),
@@ -251,7 +251,7 @@ static void test_duplicate_step_ids(void **state) {
 static void test_unknown_kinds(void **state) {
   (void)state;
   load_err("name: t\ntrigger: { webhok: { path: /x } }\nsteps: []\n",
-           "r.yaml:2:12: trigger.webhok: unknown trigger kind 'webhok' (did you mean 'webhook'? available: event, webhook, schedule, imap, csv_export, google_forms)", NULL);
+           "r.yaml:2:12: trigger.webhok: unknown trigger kind 'webhok' (did you mean 'webhook'? available: event, webhook, schedule, imap, csv_export, google_forms, sheet_rows)", NULL);
   load_err("name: t\ntrigger: { evnt: { source: s } }\nsteps: []\n",
            "r.yaml:2:12: trigger.evnt: unknown trigger kind 'evnt' (did you mean 'event'?", NULL);
   load_err("name: t\ntrigger: {}\nsteps: []\n",
