@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
+#include "cli/demo_google.h"
 #include "cli/demo_post.h"
 #include "cli/fake_server.h"
 #include "core/clock.h"
@@ -52,14 +53,30 @@ static const char usage_text[] =
 typedef struct demo_wait {
   engine *en;
   demo_posts *posts;
+  store *st;
+  int google_runs; /* forms-to-sheet runs to wait for */
   ev_timer check, limit;
   int timed_out;
 } demo_wait;
 
+/* The form responses have all become finished runs. */
+static int google_done(demo_wait *dw) {
+  if (!dw->google_runs) return 1;
+  store_run *runs = NULL;
+  size_t n = 0, done = 0;
+  perr e;
+  if (store_runs_list(dw->st, NULL, "forms-to-sheet", 100, &runs, &n, &e)) return 0;
+  for (size_t i = 0; i < n; i++)
+    done += strcmp(runs[i].status, "succeeded") == 0 || strcmp(runs[i].status, "failed") == 0;
+  store_runs_free(runs, n);
+  return done >= (size_t)dw->google_runs;
+}
+
 static void on_check(struct ev_loop *loop, ev_timer *w, int revents) {
   (void)revents;
   demo_wait *dw = w->data;
-  if (demo_posts_done(dw->posts) && engine_idle(dw->en)) ev_break(loop, EVBREAK_ALL);
+  if (demo_posts_done(dw->posts) && engine_idle(dw->en) && google_done(dw))
+    ev_break(loop, EVBREAK_ALL);
 }
 
 static void on_limit(struct ev_loop *loop, ev_timer *w, int revents) {
@@ -165,9 +182,10 @@ static void show_files(const char *dir) {
   if (!d) return;
   struct dirent *de;
   while ((de = readdir(d))) {
-    if (de->d_name[0] == '.' || strncmp(de->d_name, "promptd.db", 10) == 0 ||
-        strcmp(de->d_name, SLACK_RECORD) == 0)
-      continue;
+    /* What the recipes wrote: CSV files (not the demo's own key, recipe
+     * copy, database or Slack record). */
+    size_t nlen = strlen(de->d_name);
+    if (de->d_name[0] == '.' || nlen < 5 || strcmp(de->d_name + nlen - 4, ".csv") != 0) continue;
     char path[PATH_MAX];
     struct stat sb;
     if (join_path(path, sizeof path, dir, de->d_name)) continue;
@@ -223,7 +241,7 @@ static void remove_dir(const char *dir) {
 /* Recipes whose trigger or steps use an outside account (a mailbox, a
  * form, a sheet) need what the demo does not have: left disabled, and
  * said so. */
-static int disable_pollers(store *s, perr *e) {
+static int disable_pollers(store *s, const char *except, perr *e) {
   recipe_set *rs;
   if (recipe_set_load(s, &rs, e)) return -1;
   int rc = 0;
@@ -232,7 +250,7 @@ static int disable_pollers(store *s, perr *e) {
     const char *needs = (r->trigger->flags & TRIGGER_ACCOUNT) ? r->trigger->name : NULL;
     for (int k = 0; !needs && k < r->nsteps; k++)
       if (r->steps[k].kind->flags & ACTION_ACCOUNT) needs = r->steps[k].kind->name;
-    if (!needs) continue;
+    if (!needs || (except && strcmp(r->name, except) == 0)) continue;
     rc = store_recipe_set_enabled(s, r->name, 0, e);
     if (!rc)
       printf("recipe %s not run: its %s needs an account (see the recipe's comments)\n", r->name,
@@ -240,6 +258,18 @@ static int disable_pollers(store *s, perr *e) {
   }
   recipe_set_free(rs);
   return rc;
+}
+
+/* The configuration's google: section, pointing at the fake. */
+static int google_config(config *cfg, const demo_google *gg, perr *e) {
+  cJSON *sec = cJSON_CreateObject();
+  if (!sec || !cJSON_AddStringToObject(sec, "forms_url", demo_google_url(gg)) ||
+      !cJSON_AddStringToObject(sec, "sheets_url", demo_google_url(gg))) {
+    cJSON_Delete(sec);
+    return perr_set(e, "out of memory");
+  }
+  cJSON_AddItemToObject(cfg->sections, "google", sec);
+  return 0;
 }
 
 static pid_t start_fake_slack(const char *tmp) {
@@ -336,6 +366,9 @@ int cmd_demo(int argc, char **argv, const cli_globals *g) {
   cJSON *webhooks = cJSON_CreateArray();
   webhook_router *router = NULL;
   demo_posts *posts = NULL;
+  demo_google *gg = NULL;
+  import_item *gitems = NULL;
+  size_t ngitems = 0;
   config cfg;
   config_init(&cfg);
   perr e;
@@ -348,14 +381,24 @@ int cmd_demo(int argc, char **argv, const cli_globals *g) {
   snprintf(db, sizeof db, "%s/promptd.db", tmp);
   printf("promptd demo in %s\nrecipes from %s\n\n", tmp, rdir);
   if (slack < 0 || !webhooks) goto out;
-  if (!loop || config_load(&cfg, NULL, &e) || store_open(&s, db, 0, &e) ||
-      recipe_import_path(s, rdir, &items, &nitems, &e) ||
+  e.msg[0] = '\0';
+  if (!(gg = demo_google_start(rdir, tmp, &e)) && e.msg[0]) {
+    cli_fail(EXIT_RUNTIME, "%s", e.msg);
+    goto out;
+  }
+  if (gg)
+    printf("Google connectors use promptd's fake Google server at %s (a form with two\n"
+           "responses, a sheet, a service account made for the demo).\n\n",
+           demo_google_url(gg));
+  if (!loop || config_load(&cfg, NULL, &e) || (gg && google_config(&cfg, gg, &e)) ||
+      store_open(&s, db, 0, &e) || recipe_import_path(s, rdir, &items, &nitems, &e) ||
+      (gg && recipe_import_path(s, demo_google_recipe(gg), &gitems, &ngitems, &e)) ||
       emit_samples(s, rdir, &emitted, &queued, webhooks, &e)) {
     cli_fail(EXIT_RUNTIME, "%s", loop ? e.msg : "cannot create the event loop");
     goto out;
   }
   for (size_t i = 0; i < nitems; i++) printf("imported recipe %s\n", items[i].name);
-  if (disable_pollers(s, &e)) {
+  if (disable_pollers(s, gg ? "forms-to-sheet" : NULL, &e)) {
     cli_fail(EXIT_RUNTIME, "%s", e.msg);
     goto out;
   }
@@ -375,7 +418,7 @@ int cmd_demo(int argc, char **argv, const cli_globals *g) {
     printf("posting the webhook samples, signed, to http://127.0.0.1:%d\n",
            webhook_router_port(router));
   }
-  demo_wait dw = {.en = en, .posts = posts};
+  demo_wait dw = {.en = en, .posts = posts, .st = s, .google_runs = demo_google_expected(gg)};
   ev_timer_init(&dw.check, on_check, 0.05, 0.05);
   ev_timer_init(&dw.limit, on_limit, 60., 0.);
   dw.check.data = dw.limit.data = &dw;
@@ -394,6 +437,7 @@ int cmd_demo(int argc, char **argv, const cli_globals *g) {
   show_runs(s);
   show_files(tmp);
   show_slack(tmp);
+  if (gg) demo_google_show(gg);
   if (posts && demo_posts_refused(posts)) {
     cli_fail(EXIT_RUNTIME, "demo: %d webhook posts were refused", demo_posts_refused(posts));
     goto out;
@@ -406,6 +450,8 @@ int cmd_demo(int argc, char **argv, const cli_globals *g) {
 out:
   demo_posts_free(posts);
   engine_free(en);
+  demo_google_stop(gg);
+  import_items_free(gitems, ngitems);
   webhook_router_free(router);
   cJSON_Delete(webhooks);
   fake_server_stop(slack);

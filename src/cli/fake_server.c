@@ -21,6 +21,12 @@ const char *fake_slack_script(void) {
   return PROMPTD_DATA_DIR "/fake_slack.py";
 }
 
+const char *fake_google_script(void) {
+  struct stat sb;
+  if (stat(PROMPTD_FAKE_GOOGLE, &sb) == 0) return PROMPTD_FAKE_GOOGLE;
+  return PROMPTD_DATA_DIR "/fake_google.py";
+}
+
 pid_t fake_server_start(const char *script, int latency_ms, int *port, perr *e) {
   char lat[32];
   snprintf(lat, sizeof lat, "%d", latency_ms);

@@ -20,6 +20,7 @@ pid_t fake_server_start(const char *script, int latency_ms, int *port, perr *e);
  * NULL) the same way.  The script's later output goes nowhere. */
 pid_t fake_server_start_args(const char *script, const char *const *args, int *port, perr *e);
 const char *fake_slack_script(void);
+const char *fake_google_script(void);
 void fake_server_stop(pid_t pid);
 
 #endif

@@ -546,6 +546,13 @@ def connectors_and_demo(c):
         rows = list(csv.reader(io.StringIO(section.strip())))
         c.check("orders.csv section has the header and rows",
                 len(rows) >= 2 and rows[0][:2] == ["order", "customer"], section)
+    sheet = out.split("== Google Sheet (fake)", 1)[1] if "== Google Sheet (fake)" in out else ""
+    lines = [l for l in sheet.splitlines()[1:] if l.strip()]
+    c.check("demo: forms-to-sheet added a row per form response to the fake sheet",
+            len(lines) == 3 and lines[0].startswith("submitted |")
+            and any("Ana Lima" in l for l in lines) and any("Tom Becker" in l for l in lines),
+            sheet[:600])
+    c.check("demo prints no key file", "PRIVATE KEY" not in out)
 
 
 def store_and_config(c):
