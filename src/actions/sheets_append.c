@@ -7,6 +7,7 @@
  *       range: "Leads!A:F"                  # where the table is
  *       credentials: file:/etc/promptd/sa.json   # service account or authorized_user JSON
  *       row: ["{{event.fields.Name}}", "{{steps.qualify.score}}"]
+ *       # or columns: { Name: "{{event.fields.Name}}", Score: "{{steps.qualify.score}}" }
  *       value_input: raw                    # raw (default) or user_entered
  *       id_column: 7                        # optional: 1-based column for the step's key
  *       base_url: https://sheets.googleapis.com   # tests and proxies
@@ -18,6 +19,10 @@
  * reads that column (values.get) and, when the key is there, reports the
  * earlier append instead of adding a second row.  Without id_column the
  * guarantee is at-least-once: Sheets has no idempotency key.
+ *
+ * With `columns:` the cells go under the named headers: the step reads
+ * the table's header row first (one values.get) and lays the row out in
+ * the sheet's order; a name that is not a header fails the step.
  *
  * Access tokens come from google_auth, one per credentials and shared by
  * every step of the kind (the kind's state).  A 401 drops the token and
@@ -50,10 +55,11 @@ static const field_spec sheets_fields[] = {
      .help = "the spreadsheet's id (from its URL)"},
     {.name = "range", .type = FT_STRING, .flags = FIELD_REQUIRED,
      .help = "the table's range in A1 notation, e.g. Leads!A:F"},
-    {.name = "credentials", .type = FT_SECRET, .flags = FIELD_REQUIRED,
-     .help = "service-account or authorized_user JSON (a secret reference, e.g. file:/etc/promptd/sa.json)"},
-    {.name = "row", .type = FT_TEMPLATE_LIST, .flags = FIELD_REQUIRED,
-     .help = "the row's cells, each a template"},
+    {.name = "credentials", .type = FT_SECRET,
+     .help = "service-account or authorized_user JSON (a secret reference, e.g. file:/etc/promptd/sa.json); default: google.credentials in the configuration"},
+    {.name = "row", .type = FT_TEMPLATE_LIST, .help = "the row's cells, each a template"},
+    {.name = "columns", .type = FT_TEMPLATE_MAP,
+     .help = "or: cells by header name (templates), laid out in the sheet's column order"},
     {.name = "value_input", .type = FT_STRING, .choices = value_inputs,
      .help = "raw (default: cells as text) or user_entered (parsed as if typed)"},
     {.name = "id_column", .type = FT_INT, .min = 1, .max = 18278,
@@ -67,6 +73,13 @@ static const field_spec sheets_fields[] = {
 static const char *str(const cJSON *o, const char *k) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
   return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int sheets_validate(const cJSON *cfg, perr *e) {
+  int row = cJSON_GetObjectItemCaseSensitive(cfg, "row") != NULL;
+  int cols = cJSON_GetObjectItemCaseSensitive(cfg, "columns") != NULL;
+  if (row == cols) return perr_set(e, "give row (a list of cells) or columns (cells by header name), one of them");
+  return 0;
 }
 
 static int sheets_prepare(const cJSON *cfg, const cJSON *ctx, const render_env *env,
@@ -93,7 +106,23 @@ static int sheets_prepare(const cJSON *cfg, const cJSON *ctx, const render_env *
     free(v);
     i++;
   }
-  cJSON_ReplaceItemInObjectCaseSensitive(in, "row", cells);
+  if (cJSON_GetObjectItemCaseSensitive(cfg, "row")) {
+    cJSON_ReplaceItemInObjectCaseSensitive(in, "row", cells);
+  } else {
+    cJSON_Delete(cells);
+    cJSON *cols = cJSON_CreateObject();
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(cfg, "columns")) {
+      char *v = tpl_render_str(t->valuestring, ctx, &o, e);
+      if (!v) {
+        cJSON_Delete(in);
+        cJSON_Delete(cols);
+        return perr_prefix(e, "columns.%s", t->string);
+      }
+      cJSON_AddStringToObject(cols, t->string, v);
+      free(v);
+    }
+    cJSON_ReplaceItemInObjectCaseSensitive(in, "columns", cols);
+  }
   *input = in;
   return 0;
 }
@@ -136,9 +165,11 @@ static void sheets_shutdown(void *state) {
 }
 
 static google_auth *auth_for(sheets_state *st, const cJSON *in, perr *e) {
+  const char *cred = google_credentials(st->rt->cfg, in, e);
+  if (!cred) return NULL;
   char key[1200];
   const char *tok = google_endpoint(st->rt->cfg, in, "token_uri", "token_uri", NULL);
-  snprintf(key, sizeof key, "%s\n%s", str(in, "credentials"), tok ? tok : "");
+  snprintf(key, sizeof key, "%s\n%s", cred, tok ? tok : "");
   for (auth_entry *a = st->auths; a; a = a->next)
     if (strcmp(a->key, key) == 0) return a->auth;
   auth_entry *a = calloc(1, sizeof *a);
@@ -147,7 +178,7 @@ static google_auth *auth_for(sheets_state *st, const cJSON *in, perr *e) {
     perr_set(e, "out of memory");
     return NULL;
   }
-  a->auth = google_auth_new(st->rt->http, st->rt->loop, str(in, "credentials"), SHEETS_SCOPE,
+  a->auth = google_auth_new(st->rt->http, st->rt->loop, cred, SHEETS_SCOPE,
                             google_endpoint(st->rt->cfg, in, "token_uri", "token_uri", NULL),
                             NULL, e);
   if (!a->auth) {
@@ -167,6 +198,7 @@ typedef struct sheets_call {
   sheets_state *st;
   google_auth *auth;
   char *token;
+  cJSON *headers; /* the header row, for columns: */
   char idkey[96];
   http_call *http;
   int checked;  /* the id column was read this attempt */
@@ -175,6 +207,7 @@ typedef struct sheets_call {
 
 static void call_free(sheets_call *s) {
   s->c->priv = NULL;
+  cJSON_Delete(s->headers);
   free(s->token);
   free(s);
 }
@@ -253,8 +286,90 @@ static void on_appended(void *ud, const http_response *r) {
   finish(s, OUTCOME_OK, out, NULL, 0);
 }
 
+static void append(sheets_call *s);
+
+/* The row laid out under the sheet's headers (columns:), or the row as
+ * given.  NULL with why set when a name is not a header. */
+static cJSON *row_cells(const sheets_call *s, char *why, size_t why_len) {
+  const cJSON *in = s->c->input;
+  const cJSON *cols = cJSON_GetObjectItemCaseSensitive(in, "columns");
+  if (!cols) return cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(in, "row"), 1);
+  cJSON *row = cJSON_CreateArray();
+  int n = cJSON_GetArraySize(s->headers);
+  for (int i = 0; i < n; i++) {
+    const cJSON *h = cJSON_GetArrayItem(s->headers, i);
+    const char *v = cJSON_IsString(h) ? str(cols, h->valuestring) : NULL;
+    cJSON_AddItemToArray(row, cJSON_CreateString(v ? v : ""));
+  }
+  const cJSON *c;
+  cJSON_ArrayForEach(c, cols) {
+    int found = 0;
+    for (int i = 0; i < n && !found; i++) {
+      const cJSON *h = cJSON_GetArrayItem(s->headers, i);
+      found = cJSON_IsString(h) && strcmp(h->valuestring, c->string) == 0;
+    }
+    if (!found) {
+      snprintf(why, why_len, "columns: \"%.100s\" is not a header of %.200s (its header row has "
+               "%d columns)", c->string, str(in, "range"), n);
+      cJSON_Delete(row);
+      return NULL;
+    }
+  }
+  /* Trailing empty cells are not sent (Sheets drops them anyway). */
+  while (cJSON_GetArraySize(row) > 0 &&
+         !*cJSON_GetArrayItem(row, cJSON_GetArraySize(row) - 1)->valuestring)
+    cJSON_DeleteItemFromArray(row, cJSON_GetArraySize(row) - 1);
+  return row;
+}
+
+static void on_headers(void *ud, const http_response *r) {
+  sheets_call *s = ud;
+  s->http = NULL;
+  if (classify_failure(s, r, "values.get (header row)")) return;
+  cJSON *j = cJSON_ParseWithLength(r->body, r->body_len);
+  s->headers = cJSON_DetachItemFromArray(cJSON_GetObjectItemCaseSensitive(j, "values"), 0);
+  cJSON_Delete(j);
+  if (!s->headers) s->headers = cJSON_CreateArray();
+  append(s);
+}
+
+/* GET of an A1 range built from the table's sheet and `cells`. */
+static void get_range(sheets_call *s, const char *cells, http_done_fn done) {
+  const cJSON *in = s->c->input;
+  const char *range = str(in, "range");
+  const char *bang = strrchr(range, '!');
+  char sheet[512] = "";
+  if (bang) snprintf(sheet, sizeof sheet, "%.*s!", (int)(bang - range), range);
+  else if (!strchr(range, ':')) snprintf(sheet, sizeof sheet, "%s!", range);
+  char a1[600];
+  snprintf(a1, sizeof a1, "%s%s", sheet, cells);
+  buf url;
+  buf_init(&url, 8192);
+  const char *base =
+      google_endpoint(s->c->rt->cfg, in, "base_url", "sheets_url", DEFAULT_BASE);
+  int bad = buf_printf(&url, "%s/v4/spreadsheets/", base) ||
+            add_segment(&url, str(in, "spreadsheet_id")) || buf_adds(&url, "/values/") ||
+            add_segment(&url, a1) || buf_adds(&url, "?majorDimension=ROWS");
+  char auth[2200];
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s", s->token);
+  const char *const headers[] = {auth, NULL};
+  http_request rq = {.method = "GET", .url = url.data, .headers = headers,
+                     .max_response = 64u << 20};
+  perr e;
+  int rc = bad ? perr_set(&e, "out of memory")
+               : http_client_start(s->c->rt->http, &rq, done, s, &s->http, &e);
+  memset(auth, 0, sizeof auth);
+  buf_release(&url);
+  if (rc) finish(s, OUTCOME_RETRY, NULL, e.msg, 0);
+}
+
 static void append(sheets_call *s) {
   const cJSON *in = s->c->input;
+  if (cJSON_GetObjectItemCaseSensitive(in, "columns") && !s->headers)
+    return get_range(s, "1:1", on_headers);
+  char why[400];
+  cJSON *laid = row_cells(s, why, sizeof why);
+  if (!laid) return finish(s, OUTCOME_FAIL, NULL, why, 0);
   buf url;
   buf_init(&url, 8192);
   const char *base =
@@ -266,7 +381,7 @@ static void append(sheets_call *s) {
             buf_printf(&url, ":append?valueInputOption=%s&insertDataOption=INSERT_ROWS",
                        vi && strcmp(vi, "user_entered") == 0 ? "USER_ENTERED" : "RAW");
   cJSON *body = cJSON_CreateObject(), *values = cJSON_AddArrayToObject(body, "values");
-  cJSON *row = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(in, "row"), 1);
+  cJSON *row = laid;
   const cJSON *idc = cJSON_GetObjectItemCaseSensitive(in, "id_column");
   if (row && cJSON_IsNumber(idc)) {
     /* Pad to the id column, then the key there (cells after it stay). */
@@ -322,33 +437,11 @@ static void on_checked(void *ud, const http_response *r) {
 
 /* Reads the id column of the table's sheet. */
 static void check_id_column(sheets_call *s) {
-  const cJSON *in = s->c->input;
-  const char *range = str(in, "range");
-  const char *bang = strrchr(range, '!');
-  char sheet[512] = "", col[8];
-  if (bang) snprintf(sheet, sizeof sheet, "%.*s!", (int)(bang - range), range);
-  column_letters((long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(in, "id_column")),
+  char col[8], cells[20];
+  column_letters((long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s->c->input, "id_column")),
                  col, sizeof col);
-  char a1[600];
-  snprintf(a1, sizeof a1, "%s%s:%s", sheet, col, col);
-  buf url;
-  buf_init(&url, 8192);
-  const char *base =
-      google_endpoint(s->c->rt->cfg, in, "base_url", "sheets_url", DEFAULT_BASE);
-  int bad = buf_printf(&url, "%s/v4/spreadsheets/", base) ||
-            add_segment(&url, str(in, "spreadsheet_id")) || buf_adds(&url, "/values/") ||
-            add_segment(&url, a1) || buf_adds(&url, "?majorDimension=ROWS");
-  char auth[2200];
-  snprintf(auth, sizeof auth, "Authorization: Bearer %s", s->token);
-  const char *const headers[] = {auth, NULL};
-  http_request rq = {.method = "GET", .url = url.data, .headers = headers,
-                     .max_response = 64u << 20};
-  perr e;
-  int rc = bad ? perr_set(&e, "out of memory")
-               : http_client_start(s->c->rt->http, &rq, on_checked, s, &s->http, &e);
-  memset(auth, 0, sizeof auth);
-  buf_release(&url);
-  if (rc) finish(s, OUTCOME_RETRY, NULL, e.msg, 0);
+  snprintf(cells, sizeof cells, "%s:%s", col, col);
+  get_range(s, cells, on_checked);
 }
 
 static void on_token(void *ud, const char *token, const char *error, int permanent) {
@@ -396,6 +489,7 @@ const action_kind action_sheets_append = {
                  "appending); at-least-once without",
     .fields = sheets_fields,
     .flags = ACTION_ACCOUNT,
+    .validate = sheets_validate,
     .prepare = sheets_prepare,
     .start = sheets_start,
     .cancel = sheets_cancel,

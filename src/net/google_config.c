@@ -6,6 +6,9 @@ const field_spec google_config_fields[] = {
      .help = "Forms API base URL (default https://forms.googleapis.com)"},
     {.name = "sheets_url", .type = FT_STRING,
      .help = "Sheets API base URL (default https://sheets.googleapis.com)"},
+    {.name = "credentials", .type = FT_SECRET,
+     .help = "default service-account or authorized_user JSON for steps and triggers that "
+             "name none (a secret reference)"},
     {.name = "token_uri", .type = FT_STRING,
      .help = "token endpoint for every Google credential (default: the credentials' own)"},
     {.name = NULL},
@@ -21,4 +24,12 @@ const char *google_endpoint(const config *cfg, const cJSON *own, const char *key
   const char *v = str(own, key);
   if (!v && cfg) v = str(config_get_section(cfg, "google"), section_key);
   return v ? v : dflt;
+}
+
+const char *google_credentials(const config *cfg, const cJSON *own, perr *e) {
+  const char *c = google_endpoint(cfg, own, "credentials", "credentials", NULL);
+  if (!c)
+    perr_set(e, "no Google credentials: set credentials: here or google.credentials in the "
+                "configuration");
+  return c;
 }

@@ -51,8 +51,8 @@
 
 static const field_spec forms_fields[] = {
     {.name = "form_id", .type = FT_STRING, .flags = FIELD_REQUIRED, .help = "the form's id"},
-    {.name = "credentials", .type = FT_SECRET, .flags = FIELD_REQUIRED,
-     .help = "service-account or authorized_user JSON (a secret reference)"},
+    {.name = "credentials", .type = FT_SECRET,
+     .help = "service-account or authorized_user JSON (a secret reference); default: google.credentials in the configuration"},
     {.name = "poll_s", .type = FT_INT, .min = 1, .max = 86400,
      .help = "seconds between polls (default 60)"},
     {.name = "since", .type = FT_STRING,
@@ -416,7 +416,9 @@ static int forms_create(trigger_inst **out, const cJSON *cfg, const char *source
 
 static int forms_start(trigger_inst *t, perr *e) {
   const runtime *rt = engine_runtime(t->en);
-  t->auth = google_auth_new(rt->http, engine_loop(t->en), str(t->cfg, "credentials"), FORMS_SCOPE,
+  const char *cred = google_credentials(rt->cfg, t->cfg, e);
+  if (!cred) return -1;
+  t->auth = google_auth_new(rt->http, engine_loop(t->en), cred, FORMS_SCOPE,
                             google_endpoint(rt->cfg, t->cfg, "token_uri", "token_uri", NULL),
                             NULL, e);
   if (!t->auth) return -1;

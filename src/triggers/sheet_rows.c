@@ -56,8 +56,8 @@ static const field_spec rows_fields[] = {
      .help = "a sheet name or A1 range whose first row is the header"},
     {.name = "key", .type = FT_STRING,
      .help = "header of the column that identifies a row (default: a hash of the row)"},
-    {.name = "credentials", .type = FT_SECRET, .flags = FIELD_REQUIRED,
-     .help = "service-account or authorized_user JSON (a secret reference)"},
+    {.name = "credentials", .type = FT_SECRET,
+     .help = "service-account or authorized_user JSON (a secret reference); default: google.credentials in the configuration"},
     {.name = "poll_s", .type = FT_INT, .min = 1, .max = 86400,
      .help = "seconds between polls (default 60)"},
     {.name = "from_start", .type = FT_BOOL,
@@ -359,7 +359,9 @@ static int rows_create(trigger_inst **out, const cJSON *cfg, const char *source,
 
 static int rows_start(trigger_inst *t, perr *e) {
   const runtime *rt = engine_runtime(t->en);
-  t->auth = google_auth_new(rt->http, engine_loop(t->en), str(t->cfg, "credentials"), SCOPE,
+  const char *cred = google_credentials(rt->cfg, t->cfg, e);
+  if (!cred) return -1;
+  t->auth = google_auth_new(rt->http, engine_loop(t->en), cred, SCOPE,
                             google_endpoint(rt->cfg, t->cfg, "token_uri", "token_uri", NULL),
                             NULL, e);
   if (!t->auth) return -1;
