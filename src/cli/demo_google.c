@@ -200,6 +200,11 @@ demo_google *demo_google_start(const char *rdir, const char *dir, perr *e) {
     perr_set(e, "demo: cannot write %s", g->recipe);
     goto fail;
   }
+  goto done;
+fail:
+  demo_google_stop(g);
+  g = NULL;
+done:
   free(recipe);
   free(pem);
   free(mod);
@@ -207,15 +212,6 @@ demo_google *demo_google_start(const char *rdir, const char *dir, perr *e) {
   free(t1);
   free(t2);
   return g;
-fail:
-  free(recipe);
-  free(pem);
-  free(mod);
-  free(filled);
-  free(t1);
-  free(t2);
-  demo_google_stop(g);
-  return NULL;
 }
 
 const char *demo_google_recipe(const demo_google *g) { return g->recipe; }

@@ -36,6 +36,7 @@
 #include "core/clock.h"
 #include "core/connector.h"
 #include "core/engine.h"
+#include "core/json_get.h"
 #include "core/log.h"
 #include "core/runtime.h"
 #include "net/google_auth.h"
@@ -64,19 +65,9 @@ static const field_spec forms_fields[] = {
     {.name = NULL},
 };
 
-static const char *str(const cJSON *o, const char *k) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-  return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static const char *str_or(const cJSON *o, const char *k) {
-  const char *v = str(o, k);
+  const char *v = json_str(o, k);
   return v ? v : "";
-}
-
-static long num(const cJSON *o, const char *k, long dflt) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-  return cJSON_IsNumber(v) ? (long)v->valuedouble : dflt;
 }
 
 /* RFC 3339 UTC ("2021-03-17T17:08:23.514Z") as nanoseconds since the
@@ -100,11 +91,11 @@ static int64_t rfc3339_ns(const char *s) {
 }
 
 static int forms_validate(const cJSON *cfg, perr *e) {
-  const char *since = str(cfg, "since");
+  const char *since = json_str(cfg, "since");
   if (since && rfc3339_ns(since) < 0)
     return perr_set(e, "since: expected an RFC 3339 UTC time like 2026-11-01T00:00:00Z, got "
                        "\"%.40s\"", since);
-  const char *id = str(cfg, "form_id");
+  const char *id = json_str(cfg, "form_id");
   for (const char *p = id; p && *p; p++)
     if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
           *p == '-' || *p == '_'))
@@ -114,7 +105,7 @@ static int forms_validate(const cJSON *cfg, perr *e) {
 
 static char *forms_source(const cJSON *cfg) {
   char name[300];
-  snprintf(name, sizeof name, "google_forms:%s", str(cfg, "form_id"));
+  snprintf(name, sizeof name, "google_forms:%s", json_str(cfg, "form_id"));
   return strdup(name);
 }
 
@@ -217,7 +208,7 @@ static cJSON *fields_of(const trigger_inst *t, const cJSON *answers) {
     } else {
       v = cJSON_Duplicate(a, 1); /* files, grades: as the API gives them */
     }
-    const char *title = str(t->titles, a->string);
+    const char *title = json_str(t->titles, a->string);
     if (title && !cJSON_GetObjectItemCaseSensitive(f, title))
       cJSON_AddItemToObject(f, title, cJSON_Duplicate(v, 1));
     if (!cJSON_GetObjectItemCaseSensitive(f, a->string)) cJSON_AddItemToObject(f, a->string, v);
@@ -235,8 +226,8 @@ static int seen(const trigger_inst *t, const char *time, const char *id) {
 }
 
 static int by_time(const void *a, const void *b) {
-  int64_t x = rfc3339_ns(str(*(const cJSON *const *)a, "lastSubmittedTime"));
-  int64_t y = rfc3339_ns(str(*(const cJSON *const *)b, "lastSubmittedTime"));
+  int64_t x = rfc3339_ns(json_str(*(const cJSON *const *)a, "lastSubmittedTime"));
+  int64_t y = rfc3339_ns(json_str(*(const cJSON *const *)b, "lastSubmittedTime"));
   return x < y ? -1 : x > y;
 }
 
@@ -257,22 +248,22 @@ static void take_all(trigger_inst *t) {
   const cJSON **v = n ? calloc((size_t)n, sizeof *v) : NULL;
   int k = 0;
   const cJSON *r;
-  cJSON_ArrayForEach(r, t->collected) if (v && rfc3339_ns(str(r, "lastSubmittedTime")) >= 0)
+  cJSON_ArrayForEach(r, t->collected) if (v && rfc3339_ns(json_str(r, "lastSubmittedTime")) >= 0)
       v[k++] = r;
   if (k) qsort(v, (size_t)k, sizeof *v, by_time);
   perr e;
   for (int i = 0; i < k; i++) {
-    const char *id = str(v[i], "responseId"), *when = str(v[i], "lastSubmittedTime");
+    const char *id = json_str(v[i], "responseId"), *when = json_str(v[i], "lastSubmittedTime");
     if (!id || seen(t, when, id)) continue;
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddItemToObject(ev, "fields",
                           fields_of(t, cJSON_GetObjectItemCaseSensitive(v[i], "answers")));
     cJSON_AddStringToObject(ev, "response_id", id);
     cJSON_AddStringToObject(ev, "submitted_at", when);
-    if (str(v[i], "createTime")) cJSON_AddStringToObject(ev, "created_at", str(v[i], "createTime"));
-    if (str(v[i], "respondentEmail"))
-      cJSON_AddStringToObject(ev, "respondent_email", str(v[i], "respondentEmail"));
-    cJSON_AddStringToObject(ev, "form_id", str(t->cfg, "form_id"));
+    if (json_str(v[i], "createTime")) cJSON_AddStringToObject(ev, "created_at", json_str(v[i], "createTime"));
+    if (json_str(v[i], "respondentEmail"))
+      cJSON_AddStringToObject(ev, "respondent_email", json_str(v[i], "respondentEmail"));
+    cJSON_AddStringToObject(ev, "form_id", json_str(t->cfg, "form_id"));
     cJSON_AddItemToObject(ev, "answers",
                           cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(v[i], "answers"), 1));
     char *payload = cJSON_PrintUnformatted(ev), key[600];
@@ -312,7 +303,7 @@ static void on_page(void *ud, const http_response *r) {
   cJSON_ArrayForEach(resp, cJSON_GetObjectItemCaseSensitive(j, "responses"))
       if (cJSON_GetArraySize(t->collected) < MAX_PER_POLL)
           cJSON_AddItemToArray(t->collected, cJSON_Duplicate(resp, 1));
-  const char *next = str(j, "nextPageToken");
+  const char *next = json_str(j, "nextPageToken");
   if (next && *next && cJSON_GetArraySize(t->collected) < MAX_PER_POLL) {
     char *tok = strdup(next);
     cJSON_Delete(j);
@@ -338,8 +329,8 @@ static void list_page(trigger_inst *t, const char *page_token) {
   buf q;
   buf_init(&q, 8192);
   buf_adds(&q, "/v1/forms/");
-  add_escaped(&q, str(t->cfg, "form_id"));
-  buf_printf(&q, "/responses?pageSize=%ld", num(t->cfg, "page_size", 500));
+  add_escaped(&q, json_str(t->cfg, "form_id"));
+  buf_printf(&q, "/responses?pageSize=%ld", json_long(t->cfg, "page_size", 500));
   if (t->cursor_t && *t->cursor_t) {
     char flt[120];
     snprintf(flt, sizeof flt, "timestamp >= %s", t->cursor_t);
@@ -363,11 +354,11 @@ static void on_form(void *ud, const http_response *r) {
   t->titles = cJSON_CreateObject();
   const cJSON *item;
   cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(j, "items")) {
-    const char *qid = str(cJSON_GetObjectItemCaseSensitive(
+    const char *qid = json_str(cJSON_GetObjectItemCaseSensitive(
                               cJSON_GetObjectItemCaseSensitive(item, "questionItem"), "question"),
                           "questionId");
-    if (qid && str(item, "title") && !cJSON_GetObjectItemCaseSensitive(t->titles, qid))
-      cJSON_AddStringToObject(t->titles, qid, str(item, "title"));
+    if (qid && json_str(item, "title") && !cJSON_GetObjectItemCaseSensitive(t->titles, qid))
+      cJSON_AddStringToObject(t->titles, qid, json_str(item, "title"));
   }
   cJSON_Delete(j);
   t->collected = cJSON_CreateArray();
@@ -384,7 +375,7 @@ static void on_token(void *ud, const char *token, const char *error, int permane
   t->token = strdup(token);
   if (!t->token) return poll_end(t, "out of memory");
   char path[400];
-  snprintf(path, sizeof path, "/v1/forms/%s", str(t->cfg, "form_id"));
+  snprintf(path, sizeof path, "/v1/forms/%s", json_str(t->cfg, "form_id"));
   api_get(t, path, on_form);
 }
 
@@ -407,7 +398,7 @@ static int forms_create(trigger_inst **out, const cJSON *cfg, const char *source
   t->en = en;
   t->cfg = cfg;
   t->source = source;
-  t->poll_s = num(cfg, "poll_s", 60);
+  t->poll_s = json_long(cfg, "poll_s", 60);
   ev_timer_init(&t->timer, on_timer, 0., 0.);
   t->timer.data = t;
   *out = t;
@@ -427,14 +418,14 @@ static int forms_start(trigger_inst *t, perr *e) {
   if (rc < 0) return -1;
   cJSON *c = rc == 0 ? cJSON_Parse(cursor) : NULL;
   free(cursor);
-  if (c && str(c, "t")) {
-    t->cursor_t = strdup(str(c, "t"));
+  if (c && json_str(c, "t")) {
+    t->cursor_t = strdup(json_str(c, "t"));
     t->cursor_ids = cJSON_DetachItemFromObjectCaseSensitive(c, "ids");
   } else {
     /* First start: from now on, or from `since`. */
     char now[40];
     clock_format_ms(clock_now_ms(), now, sizeof now);
-    t->cursor_t = strdup(str(t->cfg, "since") ? str(t->cfg, "since") : now);
+    t->cursor_t = strdup(json_str(t->cfg, "since") ? json_str(t->cfg, "since") : now);
     if (save_cursor(t, e)) {
       cJSON_Delete(c);
       return -1;
@@ -470,7 +461,7 @@ static void forms_destroy(trigger_inst *t) {
   free(t);
 }
 
-static long forms_stale_after_s(const cJSON *cfg) { return 3 * num(cfg, "poll_s", 60) + 900; }
+static long forms_stale_after_s(const cJSON *cfg) { return 3 * json_long(cfg, "poll_s", 60) + 900; }
 
 const trigger_kind trigger_google_forms = {
     .name = "google_forms",

@@ -42,6 +42,7 @@
 #include "core/clock.h"
 #include "core/connector.h"
 #include "core/engine.h"
+#include "core/json_get.h"
 #include "core/log.h"
 #include "core/runtime.h"
 #include "core/secrets.h"
@@ -75,24 +76,14 @@ static const field_spec imap_fields[] = {
     {.name = NULL},
 };
 
-static const char *str(const cJSON *o, const char *k) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-  return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static long num(const cJSON *o, const char *k, long dflt) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-  return cJSON_IsNumber(v) ? (long)v->valuedouble : dflt;
-}
-
 static void filter_of(const cJSON *cfg, mail_filter *f) {
   memset(f, 0, sizeof *f);
-  f->from = str(cfg, "from");
-  f->to = str(cfg, "to");
-  f->subject = str(cfg, "subject");
-  f->skip_from = str(cfg, "skip_from");
-  f->skip_to = str(cfg, "skip_to");
-  f->skip_subject = str(cfg, "skip_subject");
+  f->from = json_str(cfg, "from");
+  f->to = json_str(cfg, "to");
+  f->subject = json_str(cfg, "subject");
+  f->skip_from = json_str(cfg, "skip_from");
+  f->skip_to = json_str(cfg, "skip_to");
+  f->skip_subject = json_str(cfg, "skip_subject");
   f->keep_automated = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "keep_automated"));
 }
 
@@ -107,19 +98,19 @@ static int imap_validate(const cJSON *cfg, perr *e) {
   filter_of(cfg, &f);
   if (mail_filter_check(&f, e)) return -1;
   int y, m, d;
-  const char *since = str(cfg, "since");
+  const char *since = json_str(cfg, "since");
   if (since && !parse_date(since, &y, &m, &d))
     return perr_set(e, "since: expected a date YYYY-MM-DD, got \"%.32s\"", since);
-  const char *acct = str(cfg, "account");
+  const char *acct = json_str(cfg, "account");
   if (!acct || !*acct || strchr(acct, '/'))
     return perr_set(e, "account: expected the name of a mail account");
   return 0;
 }
 
 static char *imap_source(const cJSON *cfg) {
-  const char *mb = str(cfg, "mailbox");
+  const char *mb = json_str(cfg, "mailbox");
   char name[512];
-  snprintf(name, sizeof name, "imap:%s/%s", str(cfg, "account"), mb ? mb : "INBOX");
+  snprintf(name, sizeof name, "imap:%s/%s", json_str(cfg, "account"), mb ? mb : "INBOX");
   return strdup(name);
 }
 
@@ -303,7 +294,7 @@ static void search_new(trigger_inst *t, int since_first) {
   imap_search_key k = {.uid_from = t->last_uid + 1};
   if (since_first) {
     k.uid_from = 0;
-    parse_date(str(t->cfg, "since"), &k.since_year, &k.since_month, &k.since_day);
+    parse_date(json_str(t->cfg, "since"), &k.since_year, &k.since_month, &k.since_day);
   }
   t->ph = P_SEARCH;
   perr e;
@@ -332,9 +323,9 @@ static void on_examine(void *ud, const imap_result *r) {
       log_warn("imap UIDVALIDITY changed: old mail will not trigger", "source=%s old=%" PRIu32
                " new=%" PRIu32, t->source, t->uidvalidity, uidv);
     /* From now on; with `since` on a first start, older mail too. */
-    if (set_cursor(t, uidv, first && str(t->cfg, "since") ? 0 : top, &e))
+    if (set_cursor(t, uidv, first && json_str(t->cfg, "since") ? 0 : top, &e))
       return poll_failed(t, "cursor", e.msg);
-    if (first && str(t->cfg, "since")) return search_new(t, 1);
+    if (first && json_str(t->cfg, "since")) return search_new(t, 1);
   }
   search_new(t, 0);
 }
@@ -401,9 +392,9 @@ static int imap_create(trigger_inst **out, const cJSON *cfg, const char *source,
   t->en = en;
   t->cfg = cfg;
   t->source = source;
-  t->mailbox = str(cfg, "mailbox") ? str(cfg, "mailbox") : "INBOX";
-  t->poll_s = num(cfg, "poll_s", 60);
-  t->unhealthy_after_s = num(cfg, "unhealthy_after_s", 900);
+  t->mailbox = json_str(cfg, "mailbox") ? json_str(cfg, "mailbox") : "INBOX";
+  t->poll_s = json_long(cfg, "poll_s", 60);
+  t->unhealthy_after_s = json_long(cfg, "unhealthy_after_s", 900);
   filter_of(cfg, &t->filter);
   ev_timer_init(&t->timer, on_timer, 0., 0.);
   t->timer.data = t;
@@ -413,7 +404,7 @@ static int imap_create(trigger_inst **out, const cJSON *cfg, const char *source,
 
 static int imap_start(trigger_inst *t, perr *e) {
   const runtime *rt = engine_runtime(t->en);
-  if (mail_account_get(rt->cfg, str(t->cfg, "account"), &t->acct, e)) return -1;
+  if (mail_account_get(rt->cfg, json_str(t->cfg, "account"), &t->acct, e)) return -1;
   if (!t->acct.imap_url) return perr_set(e, "mail account \"%s\" has no imap: server", t->acct.name);
   size_t n = 1 + (size_t)cJSON_GetArraySize(t->acct.also);
   t->own = calloc(n, sizeof *t->own);
@@ -424,10 +415,10 @@ static int imap_start(trigger_inst *t, perr *e) {
   t->filter.own = t->own;
   t->filter.n_own = t->n_own;
   if (t->acct.oauth2) {
-    oauth2_opts o = {.token_url = str(t->acct.oauth2, "token_url"),
-                     .client_id = str(t->acct.oauth2, "client_id"),
-                     .client_secret_ref = str(t->acct.oauth2, "client_secret"),
-                     .refresh_token_ref = str(t->acct.oauth2, "refresh_token")};
+    oauth2_opts o = {.token_url = json_str(t->acct.oauth2, "token_url"),
+                     .client_id = json_str(t->acct.oauth2, "client_id"),
+                     .client_secret_ref = json_str(t->acct.oauth2, "client_secret"),
+                     .refresh_token_ref = json_str(t->acct.oauth2, "refresh_token")};
     if (!(t->oauth = oauth2_source_new(rt->http, engine_loop(t->en), &o, e))) return -1;
   }
   char *cursor = NULL;
@@ -476,7 +467,7 @@ static void imap_destroy(trigger_inst *t) {
 
 static long imap_stale_after_s(const cJSON *cfg) {
   /* A few polls' worth of silence is not yet a dead mailbox. */
-  long poll = num(cfg, "poll_s", 60), limit = num(cfg, "unhealthy_after_s", 900);
+  long poll = json_long(cfg, "poll_s", 60), limit = json_long(cfg, "unhealthy_after_s", 900);
   return limit > 3 * poll ? limit : 3 * poll;
 }
 

@@ -39,6 +39,7 @@
 #include "core/clock.h"
 #include "core/connector.h"
 #include "core/engine.h"
+#include "core/json_get.h"
 #include "core/log.h"
 #include "core/runtime.h"
 #include "net/google_auth.h"
@@ -67,19 +68,9 @@ static const field_spec rows_fields[] = {
     {.name = NULL},
 };
 
-static const char *str(const cJSON *o, const char *k) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-  return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static long num(const cJSON *o, const char *k, long dflt) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-  return cJSON_IsNumber(v) ? (long)v->valuedouble : dflt;
-}
-
 static char *rows_source(const cJSON *cfg) {
   char name[600];
-  snprintf(name, sizeof name, "sheet_rows:%s/%s", str(cfg, "spreadsheet_id"), str(cfg, "range"));
+  snprintf(name, sizeof name, "sheet_rows:%s/%s", json_str(cfg, "spreadsheet_id"), json_str(cfg, "range"));
   return strdup(name);
 }
 
@@ -222,7 +213,7 @@ static void on_values(void *ud, const http_response *r) {
   int n = cJSON_GetArraySize(values);
   cJSON *headers = headers_of(cJSON_GetArrayItem(values, 0));
   int key_col = -1;
-  const char *key_name = str(t->cfg, "key");
+  const char *key_name = json_str(t->cfg, "key");
   for (int i = 0; key_name && i < cJSON_GetArraySize(headers); i++)
     if (strcmp(cJSON_GetArrayItem(headers, i)->valuestring, key_name) == 0) key_col = i;
   if (key_name && key_col < 0 && n > 0) {
@@ -314,9 +305,9 @@ static void on_token(void *ud, const char *token, const char *error, int permane
   buf_adds(&url, google_endpoint(engine_runtime(t->en)->cfg, t->cfg, "base_url", "sheets_url",
                                  DEFAULT_BASE));
   buf_adds(&url, "/v4/spreadsheets/");
-  add_escaped(&url, str(t->cfg, "spreadsheet_id"));
+  add_escaped(&url, json_str(t->cfg, "spreadsheet_id"));
   buf_adds(&url, "/values/");
-  add_escaped(&url, str(t->cfg, "range"));
+  add_escaped(&url, json_str(t->cfg, "range"));
   buf_adds(&url, "?majorDimension=ROWS");
   char auth[2200];
   snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
@@ -349,7 +340,7 @@ static int rows_create(trigger_inst **out, const cJSON *cfg, const char *source,
   t->en = en;
   t->cfg = cfg;
   t->source = source;
-  t->poll_s = num(cfg, "poll_s", 60);
+  t->poll_s = json_long(cfg, "poll_s", 60);
   t->seen_rows = -1;
   ev_timer_init(&t->timer, on_timer, 0., 0.);
   t->timer.data = t;
@@ -371,8 +362,8 @@ static int rows_start(trigger_inst *t, perr *e) {
   cJSON *c = rc == 0 ? cJSON_Parse(cursor) : NULL;
   free(cursor);
   if (c) {
-    t->seen_rows = num(c, "rows", -1);
-    if (str(c, "last_key") && *str(c, "last_key")) t->last_key = strdup(str(c, "last_key"));
+    t->seen_rows = json_long(c, "rows", -1);
+    if (json_str(c, "last_key") && *json_str(c, "last_key")) t->last_key = strdup(json_str(c, "last_key"));
     t->baseline = cJSON_DetachItemFromObjectCaseSensitive(c, "baseline");
   }
   cJSON_Delete(c);
@@ -401,7 +392,7 @@ static void rows_destroy(trigger_inst *t) {
   free(t);
 }
 
-static long rows_stale_after_s(const cJSON *cfg) { return 3 * num(cfg, "poll_s", 60) + 900; }
+static long rows_stale_after_s(const cJSON *cfg) { return 3 * json_long(cfg, "poll_s", 60) + 900; }
 
 const trigger_kind trigger_sheet_rows = {
     .name = "sheet_rows",
