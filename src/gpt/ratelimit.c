@@ -48,13 +48,20 @@ static bucket *find(gpt_limiter *l, const char *provider, const char *model) {
   return b;
 }
 
+/* Buckets hold a whole minute's limit but refill at PACE of it: a call
+ * paced exactly at the server's rate meets a 429 whenever scheduling or
+ * the network brings two calls closer together on the way, and under load
+ * they do.  A tenth of headroom absorbs that jitter. */
+#define PACE 0.9
+
 static void refill(bucket *b, double rpm, double tpm, double now) {
   if (b->req < 0) b->req = rpm > 0 ? rpm : 0;
   if (b->tok < 0) b->tok = tpm > 0 ? tpm : 0;
   double dt = now - b->last;
   if (dt > 0) {
-    if (rpm > 0) b->req = b->req + dt * rpm / 60.0 > rpm ? rpm : b->req + dt * rpm / 60.0;
-    if (tpm > 0) b->tok = b->tok + dt * tpm / 60.0 > tpm ? tpm : b->tok + dt * tpm / 60.0;
+    double r = dt * rpm * PACE / 60.0, t = dt * tpm * PACE / 60.0;
+    if (rpm > 0) b->req = b->req + r > rpm ? rpm : b->req + r;
+    if (tpm > 0) b->tok = b->tok + t > tpm ? tpm : b->tok + t;
   }
   b->last = now;
 }
@@ -72,9 +79,9 @@ double gpt_limiter_take(gpt_limiter *l, const char *provider, const char *model,
    * when the bucket is full rather than wait forever. */
   double need_tok = tpm > 0 && est_tokens > tpm ? tpm : est_tokens;
   double wait = 0;
-  if (rpm > 0 && b->req < 1) wait = (1 - b->req) * 60.0 / rpm;
+  if (rpm > 0 && b->req < 1) wait = (1 - b->req) * 60.0 / (rpm * PACE);
   if (tpm > 0 && b->tok < need_tok) {
-    double w = (need_tok - b->tok) * 60.0 / tpm;
+    double w = (need_tok - b->tok) * 60.0 / (tpm * PACE);
     if (w > wait) wait = w;
   }
   if (wait > 0) return wait < 0.001 ? 0.001 : wait;

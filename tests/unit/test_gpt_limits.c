@@ -34,16 +34,19 @@ static void test_durations(void **state) {
 static void test_bucket_local_limits(void **state) {
   (void)state;
   gpt_limiter *l = gpt_limiter_new();
-  /* 60 requests a minute: a burst of 60 goes, the 61st waits about 1 s. */
+  /* 60 requests a minute: a burst of 60 goes; the bucket refills at 90 %
+   * of the limit (headroom against jitter), so the 61st waits 1/0.9 s. */
   for (int i = 0; i < 60; i++) assert_true(gpt_limiter_take(l, "p", "m", 60, 0, 10, 100.0) == 0);
   double wait = gpt_limiter_take(l, "p", "m", 60, 0, 10, 100.0);
-  assert_true(wait > 0.9 && wait <= 1.0);
-  /* A second later one more request has refilled. */
-  assert_true(gpt_limiter_take(l, "p", "m", 60, 0, 10, 101.0) == 0);
-  /* Tokens: 6,000 a minute; 5,000 go, the next 2,000 wait for 1,000 more = 10 s. */
+  assert_true(fabs(wait - 60.0 / 54.0) < 1e-9);
+  /* A second later it is not back yet; 1.12 s later it is. */
+  assert_true(gpt_limiter_take(l, "p", "m", 60, 0, 10, 101.0) > 0);
+  assert_true(gpt_limiter_take(l, "p", "m", 60, 0, 10, 101.12) == 0);
+  /* Tokens: 6,000 a minute (90 a second paced); 5,000 go, the next 2,000
+   * wait for 1,000 more = 11.1 s. */
   assert_true(gpt_limiter_take(l, "p", "t", 0, 6000, 5000, 0.0) == 0);
   wait = gpt_limiter_take(l, "p", "t", 0, 6000, 2000, 0.0);
-  assert_true(fabs(wait - 10.0) < 1e-6);
+  assert_true(fabs(wait - 1000.0 / 90.0) < 1e-6);
   /* Another model of the same provider has its own bucket; no limits: never waits. */
   for (int i = 0; i < 1000; i++) assert_true(gpt_limiter_take(l, "p", "free", 0, 0, 1e6, 0) == 0);
   gpt_limiter_free(l);
@@ -66,13 +69,14 @@ static void test_bucket_headers_and_blocks(void **state) {
   wait = gpt_limiter_take(l, "p", "q", 0, 0, 1, 30.0);
   assert_true(fabs(wait - 0.5) < 1e-9);
   /* Without configured limits the bucket paces to the limit the server
-   * reported: 120 a minute allows a burst of 120, then one every 0.5 s. */
+   * reported: 120 a minute allows a burst of 120, then one every 0.5 s
+   * (0.5 / 0.9 with the headroom). */
   gpt_ratelimit_seen told = {120, 119, 0.5, -1, -1, -1};
   gpt_limiter_observe(l, "p", "learn", &told, 40.0);
   int burst = 0;
   while (gpt_limiter_take(l, "p", "learn", 0, 0, 1, 40.0) == 0) burst++;
   assert_int_equal(burst, 119);
-  assert_true(fabs(gpt_limiter_take(l, "p", "learn", 0, 0, 1, 40.0) - 0.5) < 1e-9);
+  assert_true(fabs(gpt_limiter_take(l, "p", "learn", 0, 0, 1, 40.0) - 60.0 / 108.0) < 1e-9);
   /* Remaining 3 caps a local bucket of 100. */
   assert_true(gpt_limiter_take(l, "p", "n", 100, 0, 1, 20.0) == 0);
   gpt_ratelimit_seen three = {-1, 3, 30.0, -1, -1, -1};
