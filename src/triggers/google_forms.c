@@ -42,12 +42,12 @@
 #include "net/google_auth.h"
 #include "net/google_config.h"
 #include "net/http_client.h"
+#include "triggers/poll_timer.h"
 
 #define FORMS_SCOPE                                                  \
   "https://www.googleapis.com/auth/forms.responses.readonly "        \
   "https://www.googleapis.com/auth/forms.body.readonly"
 #define DEFAULT_BASE "https://forms.googleapis.com"
-#define MAX_BACKOFF_S 900
 #define MAX_PER_POLL 20000
 
 static const field_spec forms_fields[] = {
@@ -120,40 +120,15 @@ struct trigger_inst {
   cJSON *collected;  /* responses of this poll, all pages */
   char *cursor_t;    /* RFC 3339 of the newest response taken, or NULL */
   cJSON *cursor_ids; /* ids taken at exactly cursor_t */
-  long poll_s, backoff_s;
-  ev_timer timer;
-  int waiting_token, stopping;
-  void (*done)(void *ud);
-  void *done_ud;
+  poll_timer poll;
+  int waiting_token;
 };
-
-static void schedule(trigger_inst *t, double in) {
-  struct ev_loop *loop = engine_loop(t->en);
-  ev_timer_stop(loop, &t->timer);
-  ev_timer_set(&t->timer, in, 0.);
-  ev_timer_start(loop, &t->timer);
-}
-
-static void finish_stop(trigger_inst *t) {
-  void (*done)(void *) = t->done;
-  t->done = NULL;
-  if (done) done(t->done_ud);
-}
 
 static void poll_end(trigger_inst *t, const char *error) {
   cJSON_Delete(t->collected);
   t->collected = NULL;
   engine_trigger_report(t->en, t->source, error);
-  if (error) {
-    t->backoff_s = t->backoff_s ? t->backoff_s * 2 : t->poll_s;
-    if (t->backoff_s > MAX_BACKOFF_S) t->backoff_s = MAX_BACKOFF_S;
-  } else {
-    t->backoff_s = 0;
-  }
-  if (t->stopping)
-    finish_stop(t);
-  else
-    schedule(t, (double)(error ? t->backoff_s : t->poll_s));
+  poll_timer_ended(&t->poll, error != NULL, 0);
 }
 
 static int api_get(trigger_inst *t, const char *path_and_query, http_done_fn done) {
@@ -174,10 +149,10 @@ static int api_get(trigger_inst *t, const char *path_and_query, http_done_fn don
 
 /* 0 when the answer is a 2xx; else the poll ended with the reason. */
 static int failed(trigger_inst *t, const http_response *r, const char *what) {
-  if (r->transport_error == HTTP_CANCELLED || t->stopping) {
+  if (r->transport_error == HTTP_CANCELLED || t->poll.stopping) {
     cJSON_Delete(t->collected);
     t->collected = NULL;
-    finish_stop(t);
+    poll_timer_finish_stop(&t->poll);
     return 1;
   }
   if (!r->transport_error && r->status >= 200 && r->status < 300) return 0;
@@ -369,7 +344,7 @@ static void on_token(void *ud, const char *token, const char *error, int permane
   trigger_inst *t = ud;
   (void)permanent;
   t->waiting_token = 0;
-  if (t->stopping) return finish_stop(t);
+  if (t->poll.stopping) return poll_timer_finish_stop(&t->poll);
   if (!token) return poll_end(t, error);
   free(t->token);
   t->token = strdup(token);
@@ -382,7 +357,7 @@ static void on_token(void *ud, const char *token, const char *error, int permane
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents) {
   (void)loop, (void)revents;
   trigger_inst *t = w->data;
-  if (t->stopping) return finish_stop(t);
+  if (t->poll.stopping) return poll_timer_finish_stop(&t->poll);
   perr e;
   t->waiting_token = 1;
   if (google_auth_token(t->auth, on_token, t, &e)) {
@@ -398,9 +373,7 @@ static int forms_create(trigger_inst **out, const cJSON *cfg, const char *source
   t->en = en;
   t->cfg = cfg;
   t->source = source;
-  t->poll_s = json_long(cfg, "poll_s", 60);
-  ev_timer_init(&t->timer, on_timer, 0., 0.);
-  t->timer.data = t;
+  poll_timer_init(&t->poll, engine_loop(en), json_long(cfg, "poll_s", 60), on_timer, t);
   *out = t;
   return 0;
 }
@@ -433,25 +406,19 @@ static int forms_start(trigger_inst *t, perr *e) {
   }
   cJSON_Delete(c);
   if (!t->cursor_ids) t->cursor_ids = cJSON_CreateArray();
-  schedule(t, 0.);
+  poll_timer_at(&t->poll, 0.);
   return 0;
 }
 
 static void forms_stop(trigger_inst *t, void (*done)(void *ud), void *ud) {
-  t->stopping = 1;
-  t->done = done;
-  t->done_ud = ud;
-  if (t->http)
-    http_call_cancel(t->http); /* its callback finishes the stop */
-  else if (!t->waiting_token)
-    schedule(t, 0.); /* on_timer finishes it, from the loop */
+  /* A call in flight or a token asked for ends the stop from its callback. */
+  poll_timer_stop(&t->poll, done, ud, t->http || t->waiting_token);
+  if (t->http) http_call_cancel(t->http);
 }
 
 static void forms_destroy(trigger_inst *t) {
   if (!t) return;
-  ev_timer_stop(engine_loop(t->en), &t->timer);
-  t->done = NULL;
-  t->stopping = 1;
+  poll_timer_release(&t->poll);
   google_auth_free(t->auth);
   cJSON_Delete(t->titles);
   cJSON_Delete(t->collected);

@@ -51,9 +51,9 @@
 #include "net/imap_client.h"
 #include "net/oauth2.h"
 #include "triggers/mail_account.h"
+#include "triggers/poll_timer.h"
 
 #define BATCH 50           /* messages fetched per poll at most */
-#define MAX_BACKOFF_S 900
 
 static const field_spec imap_fields[] = {
     {.name = "account", .type = FT_STRING, .flags = FIELD_REQUIRED,
@@ -134,27 +134,11 @@ struct trigger_inst {
   int have_cursor;
   uint32_t *pending; /* uids to fetch, ascending */
   size_t npending, next;
-  long poll_s, backoff_s, unhealthy_after_s;
+  long unhealthy_after_s;
   int more;          /* the last search found more than one batch */
   int64_t last_ok_ms;
-  ev_timer timer;
-  int stopping;
-  void (*done)(void *ud);
-  void *done_ud;
+  poll_timer poll;
 };
-
-static void schedule_poll(trigger_inst *t, double in_s) {
-  struct ev_loop *loop = engine_loop(t->en);
-  ev_timer_stop(loop, &t->timer);
-  ev_timer_set(&t->timer, in_s, 0.);
-  ev_timer_start(loop, &t->timer);
-}
-
-static void finish_stop(trigger_inst *t) {
-  void (*done)(void *) = t->done;
-  t->done = NULL;
-  if (done) done(t->done_ud);
-}
 
 /* A poll ended badly: report, back off. */
 static void poll_failed(trigger_inst *t, const char *what, const char *why) {
@@ -165,27 +149,19 @@ static void poll_failed(trigger_inst *t, const char *what, const char *why) {
   int64_t now = clock_now_ms();
   /* Quiet failures within the grace keep the state ok in status. */
   if (!t->last_ok_ms || now - t->last_ok_ms >= t->unhealthy_after_s * 1000 ||
-      t->backoff_s >= t->poll_s * 4)
+      t->poll.backoff_s >= t->poll.poll_s * 4)
     engine_trigger_report(t->en, t->source, msg);
   else
     log_info("imap poll failed; will retry", "source=%s error=%s", t->source, log_q(msg));
-  t->backoff_s = t->backoff_s ? t->backoff_s * 2 : t->poll_s;
-  if (t->backoff_s > MAX_BACKOFF_S) t->backoff_s = MAX_BACKOFF_S;
-  if (t->stopping)
-    finish_stop(t);
-  else
-    schedule_poll(t, (double)t->backoff_s);
+  poll_timer_ended(&t->poll, 1, 0);
 }
 
 static void poll_ok(trigger_inst *t) {
   t->ph = P_IDLE;
-  t->backoff_s = 0;
   t->last_ok_ms = clock_now_ms();
   engine_trigger_report(t->en, t->source, NULL);
-  if (t->stopping)
-    finish_stop(t);
-  else /* a backlog is fetched batch after batch, not one batch a poll */
-    schedule_poll(t, t->more ? 0. : (double)t->poll_s);
+  /* A backlog is fetched batch after batch, not one batch a poll. */
+  poll_timer_ended(&t->poll, 0, t->more);
 }
 
 static int set_cursor(trigger_inst *t, uint32_t uidvalidity, uint32_t uid, perr *e) {
@@ -240,7 +216,7 @@ static int take_message(trigger_inst *t, uint32_t uid, const char *data, size_t 
 static void on_fetch(void *ud, const imap_result *r) {
   trigger_inst *t = ud;
   t->op = NULL;
-  if (t->stopping) return finish_stop(t);
+  if (t->poll.stopping) return poll_timer_finish_stop(&t->poll);
   uint32_t uid = t->pending[t->next];
   perr e;
   int rc = 0;
@@ -261,7 +237,7 @@ static void on_fetch(void *ud, const imap_result *r) {
 }
 
 static void fetch_next(trigger_inst *t) {
-  if (t->stopping) return finish_stop(t);
+  if (t->poll.stopping) return poll_timer_finish_stop(&t->poll);
   if (t->next >= t->npending) return poll_ok(t);
   t->ph = P_FETCH;
   perr e;
@@ -273,7 +249,7 @@ static void fetch_next(trigger_inst *t) {
 static void on_search(void *ud, const imap_result *r) {
   trigger_inst *t = ud;
   t->op = NULL;
-  if (t->stopping) return finish_stop(t);
+  if (t->poll.stopping) return poll_timer_finish_stop(&t->poll);
   if (r->rc != IMAP_OK) return poll_failed(t, "search", r->error);
   size_t n = 0, newer = 0;
   for (size_t i = 0; i < r->n_uids; i++)
@@ -305,7 +281,7 @@ static void search_new(trigger_inst *t, int since_first) {
 static void on_examine(void *ud, const imap_result *r) {
   trigger_inst *t = ud;
   t->op = NULL;
-  if (t->stopping) return finish_stop(t);
+  if (t->poll.stopping) return poll_timer_finish_stop(&t->poll);
   if (r->rc == IMAP_E_LOGIN && t->oauth) {
     /* The server refused the token: the next poll asks for a fresh one. */
     oauth2_invalidate(t->oauth);
@@ -356,7 +332,7 @@ static int open_client(trigger_inst *t, const char *bearer, perr *e) {
 static void on_token(void *ud, const char *token, const char *error, int permanent) {
   trigger_inst *t = ud;
   (void)permanent;
-  if (t->stopping) return finish_stop(t);
+  if (t->poll.stopping) return poll_timer_finish_stop(&t->poll);
   if (!token) return poll_failed(t, "oauth2", error);
   perr e;
   if (!t->bearer || strcmp(t->bearer, token) != 0) {
@@ -370,7 +346,7 @@ static void on_token(void *ud, const char *token, const char *error, int permane
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents) {
   (void)loop, (void)revents;
   trigger_inst *t = w->data;
-  if (t->stopping) return finish_stop(t);
+  if (t->poll.stopping) return poll_timer_finish_stop(&t->poll);
   perr e;
   if (t->oauth) {
     t->ph = P_TOKEN;
@@ -393,11 +369,9 @@ static int imap_create(trigger_inst **out, const cJSON *cfg, const char *source,
   t->cfg = cfg;
   t->source = source;
   t->mailbox = json_str(cfg, "mailbox") ? json_str(cfg, "mailbox") : "INBOX";
-  t->poll_s = json_long(cfg, "poll_s", 60);
+  poll_timer_init(&t->poll, engine_loop(en), json_long(cfg, "poll_s", 60), on_timer, t);
   t->unhealthy_after_s = json_long(cfg, "unhealthy_after_s", 900);
   filter_of(cfg, &t->filter);
-  ev_timer_init(&t->timer, on_timer, 0., 0.);
-  t->timer.data = t;
   *out = t;
   return 0;
 }
@@ -433,28 +407,20 @@ static int imap_start(trigger_inst *t, perr *e) {
     }
     free(cursor);
   }
-  schedule_poll(t, 0.);
+  poll_timer_at(&t->poll, 0.);
   return 0;
 }
 
 static void imap_stop(trigger_inst *t, void (*done)(void *ud), void *ud) {
-  t->stopping = 1;
-  t->done = done;
-  t->done_ud = ud;
-  if (t->op) {
-    imap_op_cancel(t->op); /* its callback finishes the stop */
-  } else if (t->ph == P_TOKEN) {
-    /* on_token finishes the stop */
-  } else {
-    schedule_poll(t, 0.); /* on_timer finishes it, from the loop */
-  }
+  /* An operation in flight or a token asked for ends the stop from its
+   * callback; else the timer does, from the loop. */
+  poll_timer_stop(&t->poll, done, ud, t->op || t->ph == P_TOKEN);
+  if (t->op) imap_op_cancel(t->op);
 }
 
 static void imap_destroy(trigger_inst *t) {
   if (!t) return;
-  ev_timer_stop(engine_loop(t->en), &t->timer);
-  t->done = NULL;
-  t->stopping = 1;
+  poll_timer_release(&t->poll);
   imap_client_free(t->imap);
   oauth2_source_free(t->oauth);
   free(t->pending);

@@ -45,10 +45,10 @@
 #include "net/google_auth.h"
 #include "net/google_config.h"
 #include "net/http_client.h"
+#include "triggers/poll_timer.h"
 
 #define SCOPE "https://www.googleapis.com/auth/spreadsheets.readonly"
 #define DEFAULT_BASE "https://sheets.googleapis.com"
-#define MAX_BACKOFF_S 900
 
 static const field_spec rows_fields[] = {
     {.name = "spreadsheet_id", .type = FT_STRING, .flags = FIELD_REQUIRED,
@@ -80,36 +80,16 @@ struct trigger_inst {
   const char *source;
   google_auth *auth;
   http_call *http;
-  long poll_s, backoff_s;
   long seen_rows;   /* data rows seen, -1: none yet (first start) */
   char *last_key;   /* key of the last data row seen */
   cJSON *baseline;  /* short keys of the rows there at the first start */
-  ev_timer timer;
-  int waiting_token, stopping;
-  void (*done)(void *ud);
-  void *done_ud;
+  poll_timer poll;
+  int waiting_token;
 };
-
-static void schedule(trigger_inst *t, double in) {
-  ev_timer_stop(engine_loop(t->en), &t->timer);
-  ev_timer_set(&t->timer, in, 0.);
-  ev_timer_start(engine_loop(t->en), &t->timer);
-}
-
-static void finish_stop(trigger_inst *t) {
-  void (*done)(void *) = t->done;
-  t->done = NULL;
-  if (done) done(t->done_ud);
-}
 
 static void poll_end(trigger_inst *t, const char *error) {
   engine_trigger_report(t->en, t->source, error);
-  t->backoff_s = error ? (t->backoff_s ? t->backoff_s * 2 : t->poll_s) : 0;
-  if (t->backoff_s > MAX_BACKOFF_S) t->backoff_s = MAX_BACKOFF_S;
-  if (t->stopping)
-    finish_stop(t);
-  else
-    schedule(t, (double)(error ? t->backoff_s : t->poll_s));
+  poll_timer_ended(&t->poll, error != NULL, 0);
 }
 
 /* Header names made unique and non-empty. */
@@ -198,7 +178,7 @@ static int save_cursor(trigger_inst *t, perr *e) {
 static void on_values(void *ud, const http_response *r) {
   trigger_inst *t = ud;
   t->http = NULL;
-  if (r->transport_error == HTTP_CANCELLED || t->stopping) return finish_stop(t);
+  if (r->transport_error == HTTP_CANCELLED || t->poll.stopping) return poll_timer_finish_stop(&t->poll);
   char msg[800];
   if (r->transport_error || r->status < 200 || r->status >= 300) {
     if (r->transport_error)
@@ -298,7 +278,7 @@ static void on_token(void *ud, const char *token, const char *error, int permane
   trigger_inst *t = ud;
   (void)permanent;
   t->waiting_token = 0;
-  if (t->stopping) return finish_stop(t);
+  if (t->poll.stopping) return poll_timer_finish_stop(&t->poll);
   if (!token) return poll_end(t, error);
   buf url;
   buf_init(&url, 8192);
@@ -324,7 +304,7 @@ static void on_token(void *ud, const char *token, const char *error, int permane
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents) {
   (void)loop, (void)revents;
   trigger_inst *t = w->data;
-  if (t->stopping) return finish_stop(t);
+  if (t->poll.stopping) return poll_timer_finish_stop(&t->poll);
   perr e;
   t->waiting_token = 1;
   if (google_auth_token(t->auth, on_token, t, &e)) {
@@ -340,10 +320,8 @@ static int rows_create(trigger_inst **out, const cJSON *cfg, const char *source,
   t->en = en;
   t->cfg = cfg;
   t->source = source;
-  t->poll_s = json_long(cfg, "poll_s", 60);
   t->seen_rows = -1;
-  ev_timer_init(&t->timer, on_timer, 0., 0.);
-  t->timer.data = t;
+  poll_timer_init(&t->poll, engine_loop(en), json_long(cfg, "poll_s", 60), on_timer, t);
   *out = t;
   return 0;
 }
@@ -367,25 +345,19 @@ static int rows_start(trigger_inst *t, perr *e) {
     t->baseline = cJSON_DetachItemFromObjectCaseSensitive(c, "baseline");
   }
   cJSON_Delete(c);
-  schedule(t, 0.);
+  poll_timer_at(&t->poll, 0.);
   return 0;
 }
 
 static void rows_stop(trigger_inst *t, void (*done)(void *ud), void *ud) {
-  t->stopping = 1;
-  t->done = done;
-  t->done_ud = ud;
-  if (t->http)
-    http_call_cancel(t->http);
-  else if (!t->waiting_token)
-    schedule(t, 0.);
+  /* A call in flight or a token asked for ends the stop from its callback. */
+  poll_timer_stop(&t->poll, done, ud, t->http || t->waiting_token);
+  if (t->http) http_call_cancel(t->http);
 }
 
 static void rows_destroy(trigger_inst *t) {
   if (!t) return;
-  ev_timer_stop(engine_loop(t->en), &t->timer);
-  t->done = NULL;
-  t->stopping = 1;
+  poll_timer_release(&t->poll);
   google_auth_free(t->auth);
   cJSON_Delete(t->baseline);
   free(t->last_key);
