@@ -23,6 +23,8 @@ static const cli_command commands[] = {
     {"test", "dry-run a recipe against an event, calling nothing", cmd_test},
     {"template", "render a Mustache template against a JSON context", cmd_template},
     {"mail", "show the event a message file gives and whether filters skip it", cmd_mail},
+    {"doctor", "check config, secrets, database and recipes (and, optionally, the network)",
+     cmd_doctor},
     {"connectors", "list trigger and action kinds and their fields", cmd_connectors},
     {"demo", "run the example recipes end to end in a temporary database", cmd_demo},
 };
@@ -141,7 +143,9 @@ int main(int argc, char **argv) {
       if (strcmp(commands[i].name, argv[1]) == 0) cmd = &commands[i];
     if (!cmd) {
       rc = cli_fail(EXIT_USAGE, "unknown command '%s' (see promptd --help)", argv[1]);
-    } else if (g.config_path && !cli_wants_help(argc - 1, argv + 1) && check_config(&g)) {
+    } else if (g.config_path && cmd->fn != cmd_doctor && !cli_wants_help(argc - 1, argv + 1) &&
+               check_config(&g)) {
+      /* doctor reports a bad configuration as one of its findings */
       rc = EXIT_RUNTIME;
     } else {
       rc = cmd->fn(argc - 1, argv + 1, &g);

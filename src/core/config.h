@@ -26,11 +26,17 @@
 #include "core/fields.h"
 
 /* A top-level configuration section owned by a connector. */
+struct runtime;
+struct probe_ctx;
 typedef struct config_section {
   const char *name;
   field_type type;            /* FT_OBJECT, or FT_OBJECT_MAP for named entries */
   const field_spec *fields;
   const char *help;
+  /* Optional, for `promptd doctor --network` (core/probe.h): reaches what
+   * the section (NULL when the file has none) configures, reporting to p.
+   * -1: could not start (e set); probe_finish is then not called. */
+  int (*probe)(struct runtime *rt, const cJSON *section, struct probe_ctx *p, perr *e);
 } config_section;
 extern const config_section connectors_config_sections[]; /* {NULL} ends it */
 
@@ -40,12 +46,18 @@ typedef struct config {
   char *recipes_dir;   /* or NULL */
   char *log_level;     /* or NULL */
   char *log_format;    /* or NULL */
+  cJSON *doc;          /* the checked top level without the connector sections
+                        * (engine, log, recipes_dir, ...): what a reload compares */
 } config;
 
 void config_init(config *c);
 void config_release(config *c);
 /* path NULL: defaults only. Applies log settings as it loads them. */
 int config_load(config *c, const char *path, perr *e);
+/* config_load without touching the log settings (a reload checks the whole
+ * file before anything of it applies); config_apply_log applies them. */
+int config_parse(config *c, const char *path, perr *e);
+void config_apply_log(const config *c);
 /* A connector's section (checked JSON), or NULL when the file has none. */
 const cJSON *config_get_section(const config *c, const char *name);
 

@@ -6,6 +6,9 @@
 
 #include "core/config.h"
 #include "core/connector.h"
+#include "gpt/provider_probe.h"
+#include "net/google_probe.h"
+#include "triggers/mail_probe.h"
 
 extern const trigger_kind trigger_event;
 extern const trigger_kind trigger_webhook;
@@ -57,21 +60,24 @@ const action_kind *const connectors_actions[] = {
 const config_section connectors_config_sections[] = {
     {"providers", FT_OBJECT_MAP, gpt_provider_fields,
      "OpenAI-compatible endpoints by name: base_url, api_key, organization, project, timeout_s, "
-     "rate_limits"},
+     "rate_limits",
+     gpt_providers_probe},
     {"prices", FT_OBJECT_MAP, gpt_price_fields,
-     "USD per million tokens by model: input, cached_input, output (overrides the defaults)"},
+     "USD per million tokens by model: input, cached_input, output (overrides the defaults)", NULL},
     {"budgets", FT_OBJECT, gpt_budget_fields,
-     "daily caps in tokens and USD, all recipes and per recipe"},
-    {"gpt", FT_OBJECT, gpt_settings_fields, "GPT client settings: max_in_flight"},
+     "daily caps in tokens and USD, all recipes and per recipe", NULL},
+    {"gpt", FT_OBJECT, gpt_settings_fields, "GPT client settings: max_in_flight", NULL},
     {"http", FT_OBJECT, webhook_http_fields,
      "the webhook server: listen, max_body_bytes, max_header_bytes, max_connections, "
-     "idle_timeout_s, max_queue, queue_retry_after_s"},
+     "idle_timeout_s, max_queue, queue_retry_after_s", NULL},
     {"mail", FT_OBJECT_MAP, mail_account_fields,
      "mail accounts by name: imap, smtp, starttls, user, password or oauth2, address, name, "
-     "also, drafts, ca_file"},
+     "also, drafts, ca_file",
+     mail_accounts_probe},
     {"google", FT_OBJECT, google_config_fields,
-     "endpoint defaults for the Google connectors: forms_url, sheets_url, token_uri"},
-    {NULL, FT_OBJECT, NULL, NULL},
+     "endpoint defaults for the Google connectors: forms_url, sheets_url, token_uri",
+     google_probe},
+    {NULL, FT_OBJECT, NULL, NULL, NULL},
 };
 
 size_t connectors_action_count(void) {

@@ -81,4 +81,12 @@ const char *fields_did_you_mean(const char *key, const char *const *names);
  * number or boolean as written, or "a list"/"a mapping"/"null". */
 void fields_describe_value(const ynode *v, char *out, size_t size);
 
+/* Calls fn for every secret reference in obj, a JSON object built by
+ * fields_check against tbl, with the field path ("oauth2.client_secret",
+ * "accounts.support.password") and the reference.  For `promptd doctor`,
+ * which resolves each without printing it. */
+typedef void (*fields_secret_fn)(void *ud, const char *path, const char *ref);
+void fields_each_secret(const field_spec *tbl, const cJSON *obj, const char *where,
+                        fields_secret_fn fn, void *ud);
+
 #endif

@@ -20,6 +20,7 @@ Endpoints:
        /openai/deployments/NAME/chat/completions?api-version=... (the Azure
        form authenticates with `api-key:`, the others with
        `Authorization: Bearer`; only checked when --key is given).
+  GET  <any prefix>/models                a short model list (key checked as above)
   GET  /_fake/config, POST /_fake/config   read / change the settings below
   GET  /_fake/requests[?since=SEQ]         recorded requests (JSON array)
   GET  /_fake/stats                        counts per status and fault
@@ -162,6 +163,8 @@ MSG_BAD_JSON = ("We could not parse the JSON body of your request. (HINT: This l
                 "payload, but what was sent was not valid JSON. If you have trouble figuring "
                 "out how to fix this, please contact us through our help center at "
                 "help.openai.com.)")
+# What GET /models lists.
+MODEL_LIST = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3-mini")
 REFUSAL = "I'm sorry, but I can't assist with that request."
 
 DEFAULTS = {
@@ -635,6 +638,35 @@ class Fake:
                 "hanging": self.hanging}
 
     # -- chat completions
+    def auth_error(self, path, headers):
+        """The 401 body for a request without the right key, or None. Azure
+        paths (/openai/...) authenticate with `api-key:`, others with Bearer."""
+        if self.key is None:
+            return None
+        if path.startswith("/openai/") or "/openai/deployments/" in path:
+            given = headers.get("api-key")
+        else:
+            auth = headers.get("authorization", "")
+            given = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+        if not given:
+            return error_body(MSG_NO_KEY, "invalid_request_error")
+        if given != self.key:
+            masked = given[:8] + "*" * max(0, len(given) - 12) + given[-4:] \
+                if len(given) > 12 else given[:3] + "*" * max(0, len(given) - 3)
+            msg = ("Incorrect API key provided: %s. You can find your API key at "
+                   "https://platform.openai.com/account/api-keys." % masked)
+            return error_body(msg, "invalid_request_error", None, "invalid_api_key")
+        return None
+
+    def handle_models(self, path, headers):
+        """GET <prefix>/models: the model list, as the real API shapes it."""
+        denied = self.auth_error(path, headers)
+        if denied:
+            return 401, denied
+        return 200, {"object": "list",
+                     "data": [{"id": m, "object": "model", "created": 1721172741,
+                               "owned_by": "system"} for m in MODEL_LIST]}
+
     def handle_chat(self, req):
         """Returns (status, headers list, body bytes, fault, extra record fields)
         or a fault 'timeout' with status None."""
@@ -642,22 +674,9 @@ class Fake:
         now_mono = time.monotonic()
         rec_extra = {}
         azure = "/openai/deployments/" in path
-        # authentication
-        if self.key is not None:
-            if azure:
-                given = headers.get("api-key")
-            else:
-                auth = headers.get("authorization", "")
-                given = auth[7:].strip() if auth[:7].lower() == "bearer " else None
-            if not given:
-                return 401, [], error_body(MSG_NO_KEY, "invalid_request_error"), "auth", rec_extra
-            if given != self.key:
-                masked = given[:8] + "*" * max(0, len(given) - 12) + given[-4:] \
-                    if len(given) > 12 else given[:3] + "*" * max(0, len(given) - 3)
-                msg = ("Incorrect API key provided: %s. You can find your API key at "
-                       "https://platform.openai.com/account/api-keys." % masked)
-                return 401, [], error_body(msg, "invalid_request_error", None,
-                                           "invalid_api_key"), "auth", rec_extra
+        denied = self.auth_error(path, headers)
+        if denied:
+            return 401, [], denied, "auth", rec_extra
         body = req["json"]
         if body is None or not isinstance(body, dict):
             return 400, [], error_body(MSG_BAD_JSON, "invalid_request_error"), "invalid_request", rec_extra
@@ -1024,6 +1043,13 @@ class Conn(asyncio.Protocol):
         if path.startswith("/_fake/"):
             status, body = self.control(method, path, query, raw_body)
             self.send(status, [], body if isinstance(body, bytes) else json.dumps(body).encode(), keep)
+            return
+        if path.endswith("/models") and method == "GET":
+            status, body = f.handle_models(path, headers)
+            f.record({"time": time.time(), "method": method, "path": path, "query": query,
+                      "headers": headers, "body": None, "status": status, "fault": None,
+                      "request_id": None})
+            self.send(status, [], json.dumps(body).encode(), keep)
             return
         if not path.endswith("/chat/completions"):
             msg = "Invalid URL (%s %s)" % (method, path)

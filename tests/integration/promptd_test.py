@@ -21,6 +21,20 @@ SOURCE_DIR = os.environ.get("PROMPTD_SOURCE_DIR", os.path.join(os.path.dirname(_
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
 
 
+def merged_env(env):
+    """os.environ with env's variables added (a None value removes one), or
+    None (inherit) when env is empty."""
+    if not env:
+        return None
+    full = dict(os.environ)
+    for k, v in env.items():
+        if v is None:
+            full.pop(k, None)
+        else:
+            full[k] = v
+    return full
+
+
 class Failure(Exception):
     pass
 
@@ -46,10 +60,12 @@ class Case:
             f.write(text)
         return p
 
-    def run(self, *args, stdin=None, db=True, timeout=120):
+    def run(self, *args, stdin=None, db=True, timeout=120, env=None):
+        """env: variables added to (or, with value None, removed from) the
+        command's environment."""
         cmd = [PROMPTD] + (["--db", self.db] if db else []) + list(args)
         p = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout,
-                           cwd=self.dir)
+                           cwd=self.dir, env=merged_env(env))
         err = p.stderr.decode("utf-8", "replace")
         if any(m in err for m in SANITIZER_MARKS):
             self.check("no sanitizer report from promptd %s" % " ".join(map(str, args)), False,
@@ -73,16 +89,8 @@ class Case:
         """env: variables added to (or, with value None, removed from) the
         daemon's environment."""
         log = open(self.path(log_name), "ab")
-        full = None
-        if env:
-            full = dict(os.environ)
-            for k, v in env.items():
-                if v is None:
-                    full.pop(k, None)
-                else:
-                    full[k] = v
         p = subprocess.Popen([PROMPTD, "--db", self.db, "serve"] + list(extra),
-                             stdout=log, stderr=log, cwd=self.dir, env=full)
+                             stdout=log, stderr=log, cwd=self.dir, env=merged_env(env))
         log.close()
         self.daemons.append(p)
         return p

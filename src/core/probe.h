@@ -1,0 +1,21 @@
+/*
+ * probe: reaching an outside system with the configured credentials, for
+ * `promptd doctor --network`.  A configuration section that names an
+ * outside system (config_section.probe) starts its checks on the loop,
+ * reports one finding per thing reached, then finishes once.
+ */
+#ifndef PROMPTD_PROBE_H
+#define PROMPTD_PROBE_H
+
+typedef struct probe_ctx probe_ctx;
+
+/* what: the configuration path ("providers.openai"); detail: what was
+ * found, never a secret's value. */
+void probe_report(probe_ctx *p, const char *what, int ok, const char *detail);
+/* How long each request may take (seconds): probes finish by themselves,
+ * so their requests carry this timeout. */
+double probe_timeout(const probe_ctx *p);
+/* Once, after the last report; may be called from inside the probe. */
+void probe_finish(probe_ctx *p);
+
+#endif
