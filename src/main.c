@@ -27,6 +27,7 @@ static const cli_command commands[] = {
      cmd_doctor},
     {"connectors", "list trigger and action kinds and their fields", cmd_connectors},
     {"demo", "run the example recipes end to end in a temporary database", cmd_demo},
+    {"backup", "copy the database to a file while the daemon runs", cmd_backup},
 };
 
 static void usage(FILE *out) {

@@ -45,6 +45,7 @@ int cmd_demo(int argc, char **argv, const cli_globals *g);
 int cmd_connectors(int argc, char **argv, const cli_globals *g);
 int cmd_usage(int argc, char **argv, const cli_globals *g);
 int cmd_mail(int argc, char **argv, const cli_globals *g);
+int cmd_backup(int argc, char **argv, const cli_globals *g);
 int cmd_doctor(int argc, char **argv, const cli_globals *g);
 
 /* True when argv holds -h or --help; commands print their usage and exit 0. */

@@ -5,6 +5,7 @@
 
 #include "core/fields.h"
 #include "core/log.h"
+#include "core/retention.h"
 #include "core/yaml_doc.h"
 
 static const field_spec retry_fields[] = {
@@ -37,6 +38,8 @@ static const field_spec core_fields[] = {
     {"engine", FT_OBJECT, 0, "scheduler limits and retry policy", 0, 0, NULL, engine_fields},
     {"log", FT_OBJECT, 0, "log level and format", 0, 0, NULL, log_fields},
     {"recipes_dir", FT_STRING, 0, "directory of recipes imported when serve starts", 0, 0, NULL, NULL},
+    {"retention", FT_OBJECT, 0, "how long finished runs and their events are kept (core/retention.h)",
+     0, 0, NULL, retention_fields},
 };
 #define CORE_FIELDS (sizeof core_fields / sizeof core_fields[0])
 #define MAX_SECTIONS 16
@@ -99,6 +102,15 @@ int config_load(config *c, const char *path, perr *e) {
     const char *name = connectors_config_sections[i].name;
     cJSON *sec = cJSON_DetachItemFromObjectCaseSensitive(j, name);
     if (sec) cJSON_AddItemToObject(c->sections, name, sec);
+  }
+  /* Kept with the sections for the engine's pruning driver; durations are
+   * checked here so a bad one fails at load, like any other field. */
+  cJSON *ret = cJSON_DetachItemFromObjectCaseSensitive(j, "retention");
+  if (ret) cJSON_AddItemToObject(c->sections, "retention", ret);
+  retention_config ret_cfg;
+  if (retention_config_parse(ret, &ret_cfg, e)) {
+    perr_prefix(e, "%s", path);
+    goto out;
   }
   const cJSON *eng = cJSON_GetObjectItemCaseSensitive(j, "engine");
   long v;

@@ -9,6 +9,7 @@
 #include "core/clock.h"
 #include "core/engine_internal.h"
 #include "core/log.h"
+#include "core/retention.h"
 #include "net/http_client.h"
 
 void engine_config_defaults(engine_config *c) {
@@ -333,7 +334,7 @@ int engine_start(engine *en, perr *e) {
   en->need_schedule = 1;
   ev_idle_start(en->loop, &en->idle);
   engine_triggers_reconcile(en);
-  return 0;
+  return engine_retention_start(en, e);
 }
 
 /* First expiry: ask in-flight steps that can cancel to do so, and give
@@ -384,6 +385,7 @@ void engine_shutdown(engine *en, void (*done)(void *ud), void *ud) {
   ev_timer_stop(en->loop, &en->poll);
   ev_timer_stop(en->loop, &en->wake);
   log_info("stopping: finishing in-flight steps", "runs=%zu", en->nactive);
+  engine_retention_stop(en);
   engine_triggers_stop(en);
   /* Runs not inside a step go back to the queue now. */
   for (active_run *ar = en->runs, *next; ar; ar = next) {
@@ -440,6 +442,7 @@ void engine_free(engine *en) {
   free(list);
   while (en->runs) run_drop(en->runs);
   engine_triggers_free(en);
+  engine_retention_free(en);
   ev_prepare_stop(en->loop, &en->prepare);
   ev_idle_stop(en->loop, &en->idle);
   ev_timer_stop(en->loop, &en->poll);

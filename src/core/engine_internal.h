@@ -100,6 +100,7 @@ struct engine {
   size_t nactive;
   resource *resources;
   trigger_entry *triggers;   /* active trigger instances (engine_triggers.c) */
+  struct engine_retention *retention; /* pruning driver (engine_retention.c) */
   size_t ntriggers_stopping;
   int64_t data_version;
   int need_schedule;

@@ -255,4 +255,44 @@ int store_cache_get(store *s, const char *key, int64_t now, char **response, per
 int store_cache_put(store *s, const char *key, const char *response, int64_t now,
                     int64_t expires_at, perr *e);
 
+/* ---- retention (store_prune.c) and backup (store_backup.c) ---- */
+typedef struct store_prune_rules {
+  int64_t succeeded_before; /* succeeded runs finished before (ms), and events
+                               that never had a run received before; 0: keep */
+  int64_t failed_before;    /* failed runs finished before; 0: keep */
+  int64_t cache_now;        /* response_cache rows expired at this time; 0: keep */
+  int batch;                /* at most this many rows of each kind per call */
+} store_prune_rules;
+typedef struct store_prune_counts {
+  int64_t runs, steps, events, cache; /* rows deleted, added to by each call */
+} store_prune_counts;
+/* One batch of pruning (store_prune.c has the rules), in its own
+ * transaction or a savepoint of the caller's. Queued, running, retrying and
+ * budget runs are never deleted; an event goes with its last run. more = 1
+ * when a limit was reached: call again. */
+int store_prune_batch(store *s, const store_prune_rules *r, store_prune_counts *c, int *more,
+                      perr *e);
+/* wal_autocheckpoint at 1000 pages; the WAL file cut back to
+ * journal_size_limit bytes after a checkpoint. */
+int store_wal_setup(store *s, int64_t journal_size_limit, perr *e);
+/* A PASSIVE checkpoint (never waits; needs no open transaction): frames in
+ * the WAL and frames copied into the database. */
+int store_wal_checkpoint(store *s, int *wal_frames, int *checkpointed, perr *e);
+
+typedef struct store_backup_info {
+  int64_t bytes;          /* size of the copy */
+  int64_t pages, page_size;
+  int schema_version;
+  int64_t events, runs;   /* rows in the copy */
+  int64_t ms;             /* time taken */
+} store_backup_info;
+/* An online copy of the whole database into path through SQLite's backup
+ * API, in one step (one read snapshot; WAL readers never block the
+ * writer): written to a temporary file beside path, checked with
+ * PRAGMA integrity_check, made a single self-contained file (rollback
+ * journal mode), fsynced, then renamed to path; the directory is fsynced.
+ * An existing path is refused unless overwrite. Nothing is left under path
+ * or beside it on failure. */
+int store_backup(store *s, const char *path, int overwrite, store_backup_info *out, perr *e);
+
 #endif
