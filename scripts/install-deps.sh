@@ -6,7 +6,7 @@ set -eu
 pkgs="build-essential cmake pkg-config libev-dev libcjson-dev libsqlite3-dev libyaml-dev
       libcsv-dev libssl-dev libcurl4-openssl-dev libmicrohttpd-dev libgmime-3.0-dev libsystemd-dev
       python3"
-test_pkgs="libcmocka-dev python3-jsonschema curl dovecot-imapd python3-aiosmtpd openssl"
+test_pkgs="libcmocka-dev python3-jsonschema curl dovecot-imapd python3-aiosmtpd openssl prometheus"
 case "${1:-}" in
   --test) pkgs="$pkgs $test_pkgs" ;;
   "") ;;

@@ -12,11 +12,13 @@
 #include "core/daemon_lock.h"
 #include "core/engine.h"
 #include "core/log.h"
+#include "core/metrics_catalog.h"
 #include "core/recipe_import.h"
+#include "net/admin_server.h"
 #include "triggers/webhook_router.h"
 
 static const char usage_text[] =
-    "usage: promptd serve [--recipes DIR] [--listen ADDR:PORT]\n"
+    "usage: promptd serve [--recipes DIR] [--listen ADDR:PORT] [--admin-listen ADDR:PORT]\n"
     "\n"
     "Runs the daemon in the foreground, logging to stderr. Runs left unfinished by\n"
     "a previous process resume at their first unfinished step. SIGTERM or SIGINT\n"
@@ -29,7 +31,12 @@ static const char usage_text[] =
     "  --listen ADDR:PORT\n"
     "                  serve webhooks there (overrides `http: { listen: }`; default\n"
     "                  127.0.0.1:8080). The server starts when this or http.listen\n"
-    "                  is given, or when an enabled recipe has a webhook trigger.\n";
+    "                  is given, or when an enabled recipe has a webhook trigger.\n"
+    "  --admin-listen ADDR:PORT\n"
+    "                  serve /healthz, /readyz and /metrics (Prometheus) there\n"
+    "                  (overrides `admin: { listen: }`; a bare PORT means\n"
+    "                  127.0.0.1:PORT). Off unless given. Unauthenticated: keep it\n"
+    "                  on loopback.\n";
 
 typedef struct serve_state {
   engine *en;
@@ -78,8 +85,9 @@ int cmd_serve(int argc, char **argv, const cli_globals *g) {
   if (cli_wants_help(argc, argv)) return fputs(usage_text, stdout), EXIT_OK;
   static const struct option opts[] = {{"recipes", required_argument, 0, 'r'},
                                       {"listen", required_argument, 0, 'l'},
+                                      {"admin-listen", required_argument, 0, 'a'},
                                       {0, 0, 0, 0}};
-  const char *recipes = NULL, *listen = NULL;
+  const char *recipes = NULL, *listen = NULL, *admin_listen = NULL;
   int c;
   optind = 1;
   opterr = 0;
@@ -88,6 +96,8 @@ int cmd_serve(int argc, char **argv, const cli_globals *g) {
       recipes = optarg;
     else if (c == 'l')
       listen = optarg;
+    else if (c == 'a')
+      admin_listen = optarg;
     else
       return cli_fail(EXIT_USAGE, "serve: unknown option or missing value: %s", argv[optind - 1]);
   }
@@ -105,6 +115,7 @@ int cmd_serve(int argc, char **argv, const cli_globals *g) {
   store *s = NULL;
   engine *en = NULL;
   webhook_router *router = NULL;
+  admin_server *admin = NULL;
   serve_state st = {0};
   ev_signal sig_term, sig_int, sig_hup;
   struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
@@ -142,6 +153,11 @@ int cmd_serve(int argc, char **argv, const cli_globals *g) {
       goto out;
     }
   }
+  if ((admin_listen = admin_listen_address(&cfg, admin_listen)) &&
+      !(admin = admin_server_new(en, admin_listen, &e))) {
+    log_error("cannot start the admin listener", "error=%s", log_q(e.msg));
+    goto out;
+  }
   log_info("serving", "pid=%ld db=%s concurrency=%d", (long)getpid(), log_q(g->db_path),
            cfg.engine.concurrency);
   ev_run(loop, 0);
@@ -161,9 +177,11 @@ out:
    * server closes their connections. */
   engine_free(en);
   webhook_router_free(router);
+  admin_server_free(admin);
   store_close(s);
   daemon_lock_drop(lock);
   if (loop) ev_loop_destroy(loop);
   config_release(&cfg);
+  metrics_catalog_release();
   return rc;
 }

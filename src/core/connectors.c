@@ -32,6 +32,7 @@ extern const field_spec gpt_settings_fields[];
 extern const field_spec webhook_http_fields[];
 extern const field_spec mail_account_fields[];
 extern const field_spec google_config_fields[];
+extern const field_spec admin_config_fields[];
 
 const trigger_kind *const connectors_triggers[] = {
     &trigger_event,
@@ -77,6 +78,9 @@ const config_section connectors_config_sections[] = {
     {"google", FT_OBJECT, google_config_fields,
      "endpoint defaults for the Google connectors: forms_url, sheets_url, token_uri",
      google_probe},
+    {.name = "admin", .type = FT_OBJECT, .fields = admin_config_fields,
+     .help = "the admin listener (/healthz, /readyz, /metrics): listen (ADDR:PORT or PORT on "
+             "127.0.0.1; off when not set)"},
     {NULL, FT_OBJECT, NULL, NULL, NULL},
 };
 

@@ -9,6 +9,7 @@
 #include "core/clock.h"
 #include "core/engine_internal.h"
 #include "core/log.h"
+#include "core/metrics_catalog.h"
 #include "core/retention.h"
 #include "net/http_client.h"
 
@@ -24,6 +25,7 @@ void engine_config_defaults(engine_config *c) {
 
 struct ev_loop *engine_loop(const engine *en) { return en->loop; }
 const char *engine_failed(const engine *en) { return en->failed[0] ? en->failed : NULL; }
+int engine_stopping(const engine *en) { return en->shutting_down; }
 size_t engine_active(const engine *en) { return en->nactive; }
 
 /* ---- transactions and group commit ---- */
@@ -205,10 +207,12 @@ typedef struct pending_ingest {
   engine_ingest_cb cb;
   void *ud;
   intake_result r;
+  metric_series *counted; /* received or deduplicated, bumped once durable */
 } pending_ingest;
 
 static void on_ingest_committed(void *ud, int ok) {
   pending_ingest *p = ud;
+  if (ok) metric_inc(p->counted);
   if (p->cb) p->cb(p->ud, ok, &p->r, ok ? NULL : "the event could not be stored durably");
   free(p);
 }
@@ -221,7 +225,10 @@ int engine_ingest(engine *en, const char *source, const char *dedupe_key, const 
 int engine_ingest_parsed(engine *en, const char *source, const char *dedupe_key,
                          const cJSON *event, const char *payload, size_t len, engine_ingest_cb cb,
                          void *ud, perr *e) {
-  if (en->shutting_down) return perr_set(e, "promptd is shutting down");
+  if (en->shutting_down) {
+    metric_inc(METRIC_GET(&m_events_rejected, source, "unavailable"));
+    return perr_set(e, "promptd is shutting down");
+  }
   pending_ingest *p = calloc(1, sizeof *p);
   if (!p) return perr_set(e, "out of memory");
   store *s = engine_txn(en, e);
@@ -232,6 +239,9 @@ int engine_ingest_parsed(engine *en, const char *source, const char *dedupe_key,
                                   en->cfg.max_event_bytes, clock_now_ms(), &p->r, e);
   if (rc) {
     free(p);
+    if (rc == INTAKE_REFUSED)
+      metric_inc(METRIC_GET(&m_events_rejected, source,
+                            strstr(e->msg, "over the limit") ? "too_large" : "invalid"));
     /* A store error dooms this iteration's transaction: everyone waiting on
      * it is told, and the store stays the truth. */
     if (rc == INTAKE_STORE_FAILED) engine_fail(en, e->msg);
@@ -239,6 +249,7 @@ int engine_ingest_parsed(engine *en, const char *source, const char *dedupe_key,
   }
   p->cb = cb;
   p->ud = ud;
+  p->counted = METRIC_GET(p->r.created ? &m_events_received : &m_events_deduplicated, source);
   if (engine_after_commit(en, on_ingest_committed, p)) {
     free(p);
     engine_fail(en, "out of memory");

@@ -68,6 +68,8 @@ void engine_free(engine *en);
 
 /* Non-zero once a commit failed; the message says why. */
 const char *engine_failed(const engine *en);
+/* 1 once engine_shutdown was called (for readiness). */
+int engine_stopping(const engine *en);
 struct ev_loop *engine_loop(const engine *en);
 
 /* Runs in hand, and runs waiting to be claimed (for demo/status). */

@@ -14,6 +14,7 @@
 #include "core/cond.h"
 #include "core/engine_internal.h"
 #include "core/log.h"
+#include "core/metrics_catalog.h"
 
 static void advance(active_run *ar);
 static void on_deliver(struct ev_loop *loop, ev_timer *w, int revents);
@@ -101,6 +102,8 @@ void run_settle(active_run *ar, const char *status, int64_t next_at, const char 
     return;
   }
   ar->phase = AR_IDLE;
+  if (strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0)
+    metric_inc(METRIC_GET(&m_runs_finished, ar->rc->name, status));
   if (engine_after_commit(en, on_drop_committed, ar)) engine_fail(en, "out of memory");
 }
 
@@ -197,6 +200,10 @@ static int flush_usage(active_run *ar, store *s, int64_t now, perr *e) {
                         u->calls, u->prompt_tokens, u->completion_tokens, u->cached_tokens,
                         u->cost_usd, e))
       return -1;
+    metric_add(METRIC_GET(&m_gpt_prompt_tokens, u->model, ar->rc->name), (double)u->prompt_tokens);
+    metric_add(METRIC_GET(&m_gpt_completion_tokens, u->model, ar->rc->name),
+               (double)u->completion_tokens);
+    metric_add(METRIC_GET(&m_gpt_cost, u->model, ar->rc->name), u->cost_usd);
   }
   usage_clear(ar);
   return 0;
@@ -219,6 +226,7 @@ static void deliver_outcome(active_run *ar) {
     return;
   }
   outcome_class cls = ar->out_cls;
+  metric_observe(METRIC_GET(&m_step_duration, st->kind->name), (double)took / 1000.0);
   const char *detail = ar->out_detail ? ar->out_detail : outcome_class_name(cls);
   retry_policy pol = effective_retry(en, st);
   char gave_up[1200];
@@ -255,6 +263,7 @@ static void deliver_outcome(active_run *ar) {
         engine_fail(en, e.msg);
         return;
       }
+      metric_inc(METRIC_GET(&m_step_retries, st->kind->name));
       log_warn("step will retry", "run=%lld recipe=%s step=%s attempt=%d delay_ms=%ld error=%s",
                (long long)ar->id, ar->rc->name, st->id, ar->attempt, delay, log_q(detail));
       char msg[1200];
@@ -585,7 +594,10 @@ static int fail_unclaimed(engine *en, store_run *run, const char *why) {
   perr e;
   store *s = engine_txn(en, &e);
   int rc = !s || store_run_update(s, run->id, "failed", run->attempt, 0, why, clock_now_ms(), &e);
-  if (!rc) log_error("run failed", "run=%lld error=%s", (long long)run->id, log_q(why));
+  if (!rc) {
+    log_error("run failed", "run=%lld error=%s", (long long)run->id, log_q(why));
+    metric_inc(METRIC_GET(&m_runs_finished, run->recipe, "failed"));
+  }
   store_run_release(run);
   return rc ? -1 : 1;
 }
@@ -646,6 +658,7 @@ int claim_run(engine *en, int64_t id) {
   if (en->runs) en->runs->prev = ar;
   en->runs = ar;
   en->nactive++;
+  metric_inc(METRIC_GET(&m_runs_started, r->name));
   advance(ar);
   return 1;
 }

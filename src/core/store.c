@@ -79,6 +79,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/metrics_catalog.h"
 #include "core/schema.h"
 #include "core/store_internal.h"
 
@@ -364,7 +365,10 @@ int store_begin(store *s, perr *e) {
 
 int store_commit(store *s, perr *e) {
   if (!store_in_txn(s)) return perr_set(e, "store: commit: no transaction is open");
-  if (simple(s, ST_COMMIT, "COMMIT", "commit", e) == 0) return 0;
+  double t0 = metrics_now_s();
+  int rc = simple(s, ST_COMMIT, "COMMIT", "commit", e);
+  metric_observe(METRIC_SOLO(&m_store_commit), metrics_now_s() - t0);
+  if (rc == 0) return 0;
   /* A failed COMMIT may leave the transaction open; roll back so the caller
    * has one outcome to handle: nothing was stored. */
   store_rollback(s);

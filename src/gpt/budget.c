@@ -135,3 +135,29 @@ void gpt_budget_spend(gpt_budget *b, const char *recipe, int64_t tokens, double 
     s->usd += usd;
   }
 }
+
+static double left(const cJSON *cap, const char *key, double spent) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(cap, key);
+  if (!cJSON_IsNumber(v)) return -1;
+  return v->valuedouble > spent ? v->valuedouble - spent : 0;
+}
+
+static void report_cap(gpt_budget *b, store *st, const cJSON *cap, const char *recipe,
+                       void (*fn)(void *, const char *, double, double), void *ud) {
+  if (!cJSON_GetObjectItemCaseSensitive(cap, "daily_tokens") &&
+      !cJSON_GetObjectItemCaseSensitive(cap, "daily_usd"))
+    return;
+  spend *s = ledger(b, st, recipe);
+  if (s) fn(ud, recipe, left(cap, "daily_tokens", (double)s->tokens), left(cap, "daily_usd", s->usd));
+}
+
+void gpt_budget_remaining(gpt_budget *b, store *st, int64_t now_ms,
+                          void (*fn)(void *ud, const char *recipe, double tokens, double usd),
+                          void *ud) {
+  if (!b || !b->cfg) return;
+  roll(b, now_ms);
+  report_cap(b, st, b->cfg, NULL, fn, ud);
+  const cJSON *cap;
+  cJSON_ArrayForEach(cap, cJSON_GetObjectItemCaseSensitive(b->cfg, "recipes"))
+      report_cap(b, st, cap, cap->string, fn, ud);
+}

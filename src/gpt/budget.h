@@ -41,5 +41,12 @@ long gpt_budget_gate(gpt_budget *b, store *st, const char *recipe, int64_t now_m
                      size_t why_len);
 void gpt_budget_spend(gpt_budget *b, const char *recipe, int64_t tokens, double usd,
                       int64_t now_ms);
+/* For each configured cap, what is left of it today (never below 0):
+ * fn(ud, recipe or NULL for all recipes, tokens left or -1 when that cap
+ * is not set, USD left or -1).  Reads today's usage from the store once per
+ * day, as the gate does. */
+void gpt_budget_remaining(gpt_budget *b, store *st, int64_t now_ms,
+                          void (*fn)(void *ud, const char *recipe, double tokens, double usd),
+                          void *ud);
 
 #endif

@@ -14,6 +14,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/metrics_catalog.h"
 #include "core/runtime.h"
 #include "gpt/budget.h"
 #include "gpt/errors.h"
@@ -249,6 +250,27 @@ struct gpt_call {
   gpt_call *prev, *next; /* g->live */
 };
 
+/* ---- budget metrics ---- */
+
+static gpt_state *budget_metrics_owner;
+
+static void set_remaining(void *ud, const char *rname, double tokens, double usd) {
+  (void)ud;
+  const char *scope = rname ? "recipe" : "daemon", *name = rname ? rname : "";
+  if (tokens >= 0) metric_set(METRIC_GET(&m_gpt_budget_tokens, scope, name), tokens);
+  if (usd >= 0) metric_set(METRIC_GET(&m_gpt_budget_usd, scope, name), usd);
+}
+
+/* Made afresh at every scrape: only the caps configured now appear. */
+static void collect_budget(void *ud) {
+  (void)ud;
+  gpt_state *g = budget_metrics_owner;
+  metric_family_release(&m_gpt_budget_tokens);
+  metric_family_release(&m_gpt_budget_usd);
+  if (g)
+    gpt_budget_remaining(g->budget, g->rt->st, clock_now_ms(), set_remaining, NULL);
+}
+
 static int gpt_init(runtime *rt, void **state, perr *e) {
   gpt_state *g = calloc(1, sizeof *g);
   if (!g) return perr_set(e, "out of memory");
@@ -274,6 +296,10 @@ static int gpt_init(runtime *rt, void **state, perr *e) {
     return -1;
   }
   *state = g;
+  /* After a reload the newest state's budgets are the ones in force. */
+  if (!budget_metrics_owner && metrics_on_scrape(collect_budget, NULL))
+    log_warn("gpt: budget metrics not exported (too many collectors)", "%s", "");
+  budget_metrics_owner = g;
   return 0;
 }
 
@@ -296,6 +322,10 @@ static void call_free(gpt_call *k) {
  * slot or a rate-limit timer, and its action_call is gone: never touch it. */
 static void gpt_shutdown(void *state) {
   gpt_state *g = state;
+  if (budget_metrics_owner == g) {
+    metrics_off_scrape(collect_budget, NULL);
+    budget_metrics_owner = NULL;
+  }
   while (g->live) call_free(g->live);
   gpt_providers_release(&g->providers);
   gpt_limiter_free(g->limiter);
@@ -421,9 +451,14 @@ static void on_http_done(void *ud, const http_response *resp) {
   pump(g);
 }
 
+static void count_request(const gpt_call *k, const char *outcome) {
+  metric_inc(METRIC_GET(&m_gpt_requests, k->model, k->c->recipe ? k->c->recipe : "", outcome));
+}
+
 static void on_answer(gpt_call *k, const http_response *resp) {
   gpt_state *g = k->g;
   if (resp->transport_error == HTTP_CANCELLED) {
+    count_request(k, "cancelled");
     report(k, OUTCOME_CANCELLED, NULL, "cancelled", 0);
     return;
   }
@@ -446,6 +481,7 @@ static void on_answer(gpt_call *k, const http_response *resp) {
   gpt_classify(resp->transport_error, resp->timed_out, resp->status, header_of, (void *)resp,
                resp->body, resp->body_len, &v);
   if (v.cls != OUTCOME_OK) {
+    count_request(k, v.budget ? "budget" : outcome_class_name(v.cls));
     if (v.budget) {
       report(k, OUTCOME_BUDGET, NULL, v.message, GPT_QUOTA_WAIT_MS);
       return;
@@ -460,6 +496,7 @@ static void on_answer(gpt_call *k, const http_response *resp) {
   if (gpt_reply_parse(resp->body, resp->body_len, &r, &e)) {
     char msg[1100];
     snprintf(msg, sizeof msg, "malformed response (HTTP %ld): %s", resp->status, e.msg);
+    count_request(k, "retry");
     report(k, OUTCOME_RETRY, NULL, msg, 0);
     return;
   }
@@ -467,6 +504,7 @@ static void on_answer(gpt_call *k, const http_response *resp) {
   double cost = gpt_cost_usd(g->prices, r.model ? r.model : k->model, r.prompt_tokens,
                              r.cached_tokens, r.completion_tokens);
   k->calls++;
+  count_request(k, "ok");
   k->prompt_tokens += r.prompt_tokens;
   k->completion_tokens += r.completion_tokens;
   k->cached_tokens += r.cached_tokens;

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/metrics_catalog.h"
 #include "core/recipe_set.h"
 #include "core/secrets.h"
 #include "net/http_server.h"
@@ -231,6 +232,7 @@ static void on_request(void *ud, http_req *req) {
              strlen(method) < 16 ? method : "?", allow);
     const char *const extra[] = {hdr, NULL};
     http_req_reply(req, 405, "application/json", msg, strlen(msg), extra);
+    metric_inc(METRIC_GET(&m_events_rejected, routes[0]->source, "method"));
     return;
   }
   if ((long)engine_backlog(r->en) >= r->max_queue) {
@@ -239,10 +241,17 @@ static void on_request(void *ud, http_req *req) {
     const char *const extra[] = {hdr, NULL};
     static const char busy[] = "{\"error\":\"queue full: too many runs waiting; retry later\"}";
     http_req_reply(req, 503, "application/json", busy, sizeof busy - 1, extra);
+    metric_inc(METRIC_GET(&m_events_rejected, routes[0]->source, "busy"));
     return;
   }
   int handled = 0;
-  if (check_signatures(req, routes, n, &handled) || handled) return;
+  const char *source = routes[0]->source;
+  int refused = check_signatures(req, routes, n, &handled);
+  if (refused) {
+    metric_inc(METRIC_GET(&m_events_rejected, source, refused == 401 ? "signature" : "unavailable"));
+    return;
+  }
+  if (handled) return;
 
   kv_list headers = {0}, query = {0};
   http_req_each_header(req, kv_add, &headers);
@@ -265,6 +274,7 @@ static void on_request(void *ud, http_req *req) {
   free(query.v);
   if (st) {
     log_info("webhook refused", "path=%s status=%d reason=%s", path, st, log_q(why));
+    metric_inc(METRIC_GET(&m_events_rejected, source, st == 413 ? "too_large" : "invalid"));
     reply_status(req, st, why);
     return;
   }
