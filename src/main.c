@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/config.h"
@@ -39,7 +40,9 @@ static void usage(FILE *out) {
     fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
   fputs("\nGlobal options (before or after the command):\n"
         "  --db PATH        database (default $STATE_DIRECTORY/promptd.db, else ./promptd.db)\n"
-        "  --config PATH    configuration file (YAML)\n"
+        "  --config PATH    configuration file (YAML; default\n"
+        "                   $CONFIGURATION_DIRECTORY/promptd.yaml when that file exists,\n"
+        "                   as under systemd: /etc/promptd/promptd.yaml)\n"
         "  --log-level L    debug, info, warn or error (default info)\n"
         "  --log-json       log one JSON object per line instead of logfmt\n"
         "\n"
@@ -110,6 +113,25 @@ static int take_globals(int argc, char **argv, cli_globals *g, char **db_default
   return out;
 }
 
+/* Under systemd (ConfigurationDirectory=promptd) the configuration is found
+ * without --config; elsewhere none is read unless asked for.  Returns the
+ * path it chose (malloc'd, the caller frees) or NULL. */
+static char *default_config(cli_globals *g) {
+  const char *dir = getenv("CONFIGURATION_DIRECTORY");
+  if (g->config_path || !dir || !*dir) return NULL;
+  size_t n = strcspn(dir, ":");
+  size_t size = n + sizeof "/promptd.yaml";
+  char *p = malloc(size);
+  if (!p) return NULL;
+  snprintf(p, size, "%.*s/promptd.yaml", (int)n, dir);
+  if (access(p, F_OK) != 0) {
+    free(p);
+    return NULL;
+  }
+  g->config_path = p;
+  return p;
+}
+
 /* A configuration given to any command must be valid, even to commands that
  * use none of it: a typo should never pass silently. */
 static int check_config(const cli_globals *g) {
@@ -127,6 +149,7 @@ int main(int argc, char **argv) {
   char *db_default = NULL;
   argc = take_globals(argc, argv, &g, &db_default);
   if (argc < 0) return EXIT_USAGE;
+  char *config_default = default_config(&g);
   int rc;
   if (argc < 2) {
     usage(stderr);
@@ -153,5 +176,6 @@ int main(int argc, char **argv) {
     }
   }
   free(db_default);
+  free(config_default);
   return rc;
 }

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/metrics_catalog.h"
 #include "core/recipe_import.h"
+#include "core/service.h"
 #include "net/admin_server.h"
 #include "triggers/webhook_router.h"
 
@@ -58,7 +59,17 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents) {
     return;
   }
   log_info("stopping", "signal=%d", w->signum);
+  service_stopping();
   engine_shutdown(st->en, on_stopped, st);
+}
+
+/* `systemctl status` shows the queue depth, refreshed every few seconds. */
+static void on_status_tick(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)loop, (void)revents;
+  serve_state *st = w->data;
+  if (st->en && !st->stopping)
+    service_status("serving: %zu runs in flight, %zu waiting", engine_active(st->en),
+                   engine_backlog(st->en));
 }
 
 static void on_hup(struct ev_loop *loop, ev_signal *w, int revents) {
@@ -118,6 +129,7 @@ int cmd_serve(int argc, char **argv, const cli_globals *g) {
   admin_server *admin = NULL;
   serve_state st = {0};
   ev_signal sig_term, sig_int, sig_hup;
+  ev_timer status_tick;
   struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
   if (!loop) {
     cli_fail(EXIT_RUNTIME, "cannot create the event loop");
@@ -134,6 +146,12 @@ int cmd_serve(int argc, char **argv, const cli_globals *g) {
   ev_signal_start(loop, &sig_term);
   ev_signal_start(loop, &sig_int);
   ev_signal_start(loop, &sig_hup);
+  ev_timer_init(&status_tick, on_status_tick, 5., 5.);
+  status_tick.data = &st;
+  if (service_init(loop, &e)) {
+    cli_fail(EXIT_RUNTIME, "%s", e.msg);
+    goto out;
+  }
   if ((lock = daemon_lock_take(g->db_path, &e)) < 0) {
     cli_fail(EXIT_RUNTIME, "%s", e.msg);
     goto out;
@@ -147,7 +165,7 @@ int cmd_serve(int argc, char **argv, const cli_globals *g) {
   st.en = en;
   const cJSON *http = config_get_section(&cfg, "http");
   if (listen || (http && cJSON_GetObjectItemCaseSensitive(http, "listen")) ||
-      webhook_router_wanted(en)) {
+      webhook_router_wanted(en) || service_listen_fd() >= 0) {
     if (!(router = webhook_router_new(en, &cfg, listen, &e))) {
       log_error("cannot start the webhook server", "error=%s", log_q(e.msg));
       goto out;
@@ -158,6 +176,9 @@ int cmd_serve(int argc, char **argv, const cli_globals *g) {
     log_error("cannot start the admin listener", "error=%s", log_q(e.msg));
     goto out;
   }
+  /* Every listener is bound: only now may systemd start what depends on us. */
+  service_ready();
+  ev_timer_start(loop, &status_tick);
   log_info("serving", "pid=%ld db=%s concurrency=%d", (long)getpid(), log_q(g->db_path),
            cfg.engine.concurrency);
   ev_run(loop, 0);
@@ -172,7 +193,9 @@ out:
     ev_signal_stop(loop, &sig_term);
     ev_signal_stop(loop, &sig_int);
     ev_signal_stop(loop, &sig_hup);
+    ev_timer_stop(loop, &status_tick);
   }
+  service_free();
   /* The engine answers requests still waiting for a commit; then the
    * server closes their connections. */
   engine_free(en);

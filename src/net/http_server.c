@@ -75,6 +75,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ev.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -573,20 +574,50 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss, int *v6, 
   return 0;
 }
 
+/* A socket handed over by systemd: it must be a listening TCP socket, and
+ * MHD's accept loop (MHD_USE_TURBO) wants it non-blocking. */
+static int adopt_listen_fd(int fd, int *v6, unsigned *port, perr *e) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  int type = 0, listening = 0;
+  socklen_t tlen = sizeof type, llen = sizeof listening;
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) ||
+      getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) ||
+      getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &llen))
+    return perr_set(e, "http server on fd %d: %s", fd, strerror(errno));
+  if ((ss.ss_family != AF_INET && ss.ss_family != AF_INET6) || type != SOCK_STREAM || !listening)
+    return perr_set(e, "http server on fd %d: not a listening TCP socket", fd);
+  *v6 = ss.ss_family == AF_INET6;
+  *port = ntohs(*v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+    return perr_set(e, "http server on fd %d: %s", fd, strerror(errno));
+  return 0;
+}
+
 http_server *http_server_new(struct ev_loop *loop, const http_server_opts *o, http_handler_fn h,
                              void *ud, perr *e) {
+  int fd = o && o->listen_fd > 0 ? o->listen_fd : -1;
   if (!loop || !o || !h) {
     perr_set(e, "http server needs a loop, options and a handler");
+    if (fd >= 0) close(fd);
     return NULL;
   }
   struct sockaddr_storage ss;
   int v6 = 0;
   unsigned port = 0;
-  if (parse_listen(o->listen, &ss, &v6, &port, e)) return NULL;
+  if (fd >= 0 ? adopt_listen_fd(fd, &v6, &port, e) : parse_listen(o->listen, &ss, &v6, &port, e)) {
+    if (fd >= 0) close(fd);
+    return NULL;
+  }
+  char fd_label[32];
+  snprintf(fd_label, sizeof fd_label, "fd %d", fd);
+  const char *where = fd >= 0 ? fd_label : o->listen;
 
   http_server *s = calloc(1, sizeof *s);
   if (!s) {
     perr_set(e, "out of memory");
+    if (fd >= 0) close(fd);
     return NULL;
   }
   s->loop = loop;
@@ -602,35 +633,49 @@ http_server *http_server_new(struct ev_loop *loop, const http_server_opts *o, ht
   unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
   if (v6) flags |= MHD_USE_IPv6;
   s->starting = 1;
-  s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s,
-                          /* The logger first, so no start-up message goes to MHD's own stderr. */
-                          MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_SOCK_ADDR,
-                          (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_MEMORY_LIMIT, s->max_header,
-                          MHD_OPTION_CONNECTION_LIMIT, max_conn, MHD_OPTION_CONNECTION_TIMEOUT,
-                          idle, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+  /* The logger first, so no start-up message goes to MHD's own stderr.  An
+   * adopted socket replaces the address: MHD_OPTION_LISTEN_SOCKET then
+   * stands where MHD_OPTION_SOCK_ADDR would. */
+  if (fd >= 0)
+    s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+                            on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, fd,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, s->max_header,
+                            MHD_OPTION_CONNECTION_LIMIT, max_conn, MHD_OPTION_CONNECTION_TIMEOUT,
+                            idle, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+  else
+    s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s,
+                            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_SOCK_ADDR,
+                            (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                            s->max_header, MHD_OPTION_CONNECTION_LIMIT, max_conn,
+                            MHD_OPTION_CONNECTION_TIMEOUT, idle, MHD_OPTION_NOTIFY_COMPLETED,
+                            on_completed, s, MHD_OPTION_END);
   s->starting = 0;
   if (!s->d) {
-    perr_set(e, "http server on %s: %s", o->listen,
+    perr_set(e, "http server on %s: %s", where,
              s->start_err[0] ? s->start_err : "libmicrohttpd refused to start");
+    /* Whether a failed start closed an adopted socket depends on MHD's
+     * version; nothing else runs meanwhile, so an fd still open is ours. */
+    if (fd >= 0 && fcntl(fd, F_GETFD) != -1) close(fd);
     free(s);
     return NULL;
   }
   const union MHD_DaemonInfo *fd_info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
-  const union MHD_DaemonInfo *port_info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-  if (!fd_info || fd_info->epoll_fd < 0 || !port_info) {
-    perr_set(e, "http server on %s: libmicrohttpd gave no epoll fd or port", o->listen);
+  const union MHD_DaemonInfo *port_info =
+      fd >= 0 ? NULL : MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+  if (!fd_info || fd_info->epoll_fd < 0 || (fd < 0 && !port_info)) {
+    perr_set(e, "http server on %s: libmicrohttpd gave no epoll fd or port", where);
     MHD_stop_daemon(s->d);
     free(s);
     return NULL;
   }
-  s->port = port_info->port;
+  s->port = fd >= 0 ? (int)port : port_info->port;
   ev_io_init(&s->io, io_cb, fd_info->epoll_fd, EV_READ);
   s->io.data = s;
   ev_io_start(loop, &s->io);
   ev_timer_init(&s->timer, timer_cb, 0., 0.);
   s->timer.data = s;
   arm_timer(s);
-  log_info("http server listening", "address=%s port=%d", log_q(o->listen), s->port);
+  log_info("http server listening", "address=%s port=%d", log_q(where), s->port);
   return s;
 }
 

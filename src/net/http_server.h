@@ -67,6 +67,9 @@ typedef struct http_req http_req; /* one request, from complete body until reply
 /* Zero fields take the defaults. */
 typedef struct http_server_opts {
   const char *listen;       /* "ADDR:PORT", IPv4 or [IPv6]:PORT, numeric; port 0 = any free port */
+  int listen_fd;            /* > 0: serve this already listening TCP socket instead of binding
+                               `listen` (systemd socket activation passes fds from 3 up);
+                               the server owns it from the call on, even when the call fails */
   size_t max_body;          /* default 1 MiB; over it the server answers 413 itself */
   size_t max_header;        /* MHD's memory per connection, request line + headers included:
                                default 16 KiB, at least 4 KiB; past it MHD answers 431/414 */
@@ -79,9 +82,10 @@ typedef struct http_server_opts {
 
 typedef void (*http_handler_fn)(void *ud, http_req *r);
 
-/* Binds and listens on o->listen and starts serving on loop (which must
- * outlive the server).  NULL with e set on a bad address, a bind error
- * (address in use, permission) or MHD refusing to start. */
+/* Binds and listens on o->listen (or takes o->listen_fd) and starts serving
+ * on loop (which must outlive the server).  NULL with e set on a bad
+ * address, a bind error (address in use, permission), a listen_fd that is
+ * not a TCP socket, or MHD refusing to start. */
 http_server *http_server_new(struct ev_loop *loop, const http_server_opts *o, http_handler_fn h,
                              void *ud, perr *e);
 

@@ -18,6 +18,7 @@
 #include "core/metrics_catalog.h"
 #include "core/recipe_set.h"
 #include "core/secrets.h"
+#include "core/service.h"
 #include "net/http_server.h"
 #include "triggers/webhook_route.h"
 #include "triggers/webhook_verify.h"
@@ -309,8 +310,13 @@ webhook_router *webhook_router_new(engine *en, const config *cfg, const char *li
   r->en = en;
   r->max_queue = cfg_int(sec, "max_queue", 100000);
   r->retry_after_s = cfg_int(sec, "queue_retry_after_s", 5);
+  /* Under promptd.socket systemd holds the address; --listen and
+   * http.listen then only matter when the daemon runs without it. */
+  int fd = service_listen_fd();
+  if (fd >= 0) log_info("webhook server uses the socket systemd passed", "fd=%d", fd);
   http_server_opts o = {
       .listen = listen,
+      .listen_fd = fd,
       .max_body = (size_t)cfg_int(sec, "max_body_bytes", 1024 * 1024),
       .max_header = (size_t)cfg_int(sec, "max_header_bytes", 8 * 1024),
       .max_connections = (unsigned)cfg_int(sec, "max_connections", 1024),

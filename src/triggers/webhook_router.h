@@ -40,7 +40,9 @@ extern const field_spec webhook_http_fields[];
 typedef struct webhook_router webhook_router;
 
 /* Listens on `listen` (NULL: the config's http.listen, else the default)
- * on the engine's loop.  NULL with e set when the address cannot be bound. */
+ * on the engine's loop -- or, when systemd passed a socket
+ * (service_listen_fd(), promptd.socket), on that socket, which the router
+ * then owns.  NULL with e set when the address cannot be bound. */
 webhook_router *webhook_router_new(engine *en, const config *cfg, const char *listen, perr *e);
 int webhook_router_port(const webhook_router *r);
 /* 1 when some enabled recipe has a webhook trigger. */
