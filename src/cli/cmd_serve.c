@@ -13,7 +13,7 @@
 #include "core/engine.h"
 #include "core/log.h"
 #include "core/metrics_catalog.h"
-#include "core/recipe_import.h"
+#include "core/reload.h"
 #include "core/service.h"
 #include "net/admin_server.h"
 #include "triggers/webhook_router.h"
@@ -27,8 +27,20 @@ static const char usage_text[] =
     "30 s) and exit 0; a second signal stops at once (unfinished steps resume at\n"
     "the next start).\n"
     "\n"
-    "  --recipes DIR   import the recipes in DIR before serving (all or nothing;\n"
-    "                  also `recipes_dir:` in the configuration)\n"
+    "SIGHUP reloads the configuration file (the same --config) and the recipes\n"
+    "directory. A configuration with any error is refused whole (logged with\n"
+    "FILE:LINE:COL) and the one in force stays. log: and engine: settings apply\n"
+    "at once; a changed connector section (providers:, mail:, google:, ...)\n"
+    "remakes the kinds' shared state for new steps (steps in flight finish with\n"
+    "the old) and restarts account triggers; http:, admin: and retention:\n"
+    "settings are logged as taking effect at restart. Recipes are imported all\n"
+    "or nothing: a changed recipe gets a new version, a recipe whose file left\n"
+    "the directory is removed (no new runs); runs keep the version they were\n"
+    "created with. Log lines: \"config reloaded\", \"recipe reloaded\",\n"
+    "\"recipe removed\", \"reload refused\", \"reload done\".\n"
+    "\n"
+    "  --recipes DIR   import the recipes in DIR before serving and at each SIGHUP\n"
+    "                  (all or nothing; also `recipes_dir:` in the configuration)\n"
     "  --listen ADDR:PORT\n"
     "                  serve webhooks there (overrides `http: { listen: }`; default\n"
     "                  127.0.0.1:8080). The server starts when this or http.listen\n"
@@ -43,6 +55,9 @@ typedef struct serve_state {
   engine *en;
   struct ev_loop *loop;
   int stopping;
+  reloader *rl;
+  webhook_router **router;
+  const char *listen;
 } serve_state;
 
 static void on_stopped(void *ud) {
@@ -73,22 +88,28 @@ static void on_status_tick(struct ev_loop *loop, ev_timer *w, int revents) {
 }
 
 static void on_hup(struct ev_loop *loop, ev_signal *w, int revents) {
-  (void)loop, (void)w, (void)revents;
-  log_warn("SIGHUP ignored: reloading is not supported yet; restart to apply changes", "%s", "");
+  (void)loop, (void)revents;
+  serve_state *st = w->data;
+  if (st->stopping || !st->en) {
+    log_warn("SIGHUP ignored: stopping", "%s", "");
+    return;
+  }
+  reloader_run(st->rl, st->en);
+  /* A reload that brought the first webhook recipe starts the server. */
+  if (!*st->router && webhook_router_wanted(st->en)) {
+    perr e;
+    if (!(*st->router = webhook_router_new(st->en, reloader_config(st->rl), st->listen, &e)))
+      log_error("cannot start the webhook server", "error=%s", log_q(e.msg));
+  }
 }
 
 static int import_dir(store *s, const char *dir) {
-  import_item *items = NULL;
-  size_t n = 0;
+  int changes;
   perr e;
-  if (recipe_import_path(s, dir, &items, &n, &e)) {
+  if (reload_import_recipes(s, dir, "recipe imported", 1, &changes, &e)) {
     log_error("recipes not imported", "dir=%s error=%s", log_q(dir), log_q(e.msg));
     return -1;
   }
-  for (size_t i = 0; i < n; i++)
-    log_info(items[i].changed ? "recipe imported" : "recipe unchanged", "recipe=%s version=%d",
-             items[i].name, items[i].version);
-  import_items_free(items, n);
   return 0;
 }
 
@@ -127,7 +148,7 @@ int cmd_serve(int argc, char **argv, const cli_globals *g) {
   engine *en = NULL;
   webhook_router *router = NULL;
   admin_server *admin = NULL;
-  serve_state st = {0};
+  serve_state st = {.router = &router, .listen = listen};
   ev_signal sig_term, sig_int, sig_hup;
   ev_timer status_tick;
   struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
@@ -142,7 +163,7 @@ int cmd_serve(int argc, char **argv, const cli_globals *g) {
   ev_signal_init(&sig_term, on_stop_signal, SIGTERM);
   ev_signal_init(&sig_int, on_stop_signal, SIGINT);
   ev_signal_init(&sig_hup, on_hup, SIGHUP);
-  sig_term.data = sig_int.data = &st;
+  sig_term.data = sig_int.data = sig_hup.data = &st;
   ev_signal_start(loop, &sig_term);
   ev_signal_start(loop, &sig_int);
   ev_signal_start(loop, &sig_hup);
@@ -154,6 +175,10 @@ int cmd_serve(int argc, char **argv, const cli_globals *g) {
   }
   if ((lock = daemon_lock_take(g->db_path, &e)) < 0) {
     cli_fail(EXIT_RUNTIME, "%s", e.msg);
+    goto out;
+  }
+  if (!(st.rl = reloader_new(g->config_path, recipes == cfg.recipes_dir ? NULL : recipes, &cfg))) {
+    cli_fail(EXIT_RUNTIME, "out of memory");
     goto out;
   }
   if (!(s = cli_open_store(g, 0))) goto out;
@@ -204,6 +229,8 @@ out:
   store_close(s);
   daemon_lock_drop(lock);
   if (loop) ev_loop_destroy(loop);
+  /* After everything that may point into a configuration a reload applied. */
+  reloader_free(st.rl);
   config_release(&cfg);
   metrics_catalog_release();
   return rc;

@@ -67,6 +67,7 @@ void config_init(config *c) {
 
 void config_release(config *c) {
   cJSON_Delete(c->sections);
+  cJSON_Delete(c->doc);
   free(c->recipes_dir);
   free(c->log_level);
   free(c->log_format);
@@ -83,7 +84,19 @@ static void take_int(const cJSON *obj, const char *key, long *out) {
   if (cJSON_IsNumber(v)) *out = (long)v->valuedouble;
 }
 
+void config_apply_log(const config *c) {
+  log_level lvl;
+  if (c->log_level && !log_level_parse(c->log_level, &lvl)) log_set_level(lvl);
+  if (c->log_format) log_set_json(strcmp(c->log_format, "json") == 0);
+}
+
 int config_load(config *c, const char *path, perr *e) {
+  if (config_parse(c, path, e)) return -1;
+  config_apply_log(c);
+  return 0;
+}
+
+int config_parse(config *c, const char *path, perr *e) {
   if (!c->sections && !(c->sections = cJSON_CreateObject())) return perr_set(e, "out of memory");
   if (!path) return 0;
   ynode *root = NULL;
@@ -134,9 +147,9 @@ int config_load(config *c, const char *path, perr *e) {
   c->log_level = dup_string(lg, "level");
   c->log_format = dup_string(lg, "format");
   c->recipes_dir = dup_string(j, "recipes_dir");
-  log_level lvl;
-  if (c->log_level && !log_level_parse(c->log_level, &lvl)) log_set_level(lvl);
-  if (c->log_format) log_set_json(strcmp(c->log_format, "json") == 0);
+  cJSON_Delete(c->doc);
+  c->doc = j;
+  j = NULL;
   rc = 0;
 out:
   cJSON_Delete(j);

@@ -58,6 +58,10 @@ int config_load(config *c, const char *path, perr *e);
  * file before anything of it applies); config_apply_log applies them. */
 int config_parse(config *c, const char *path, perr *e);
 void config_apply_log(const config *c);
+/* config_load without touching the log settings (a reload checks the whole
+ * file before anything of it applies); config_apply_log applies them. */
+int config_parse(config *c, const char *path, perr *e);
+void config_apply_log(const config *c);
 /* A connector's section (checked JSON), or NULL when the file has none. */
 const cJSON *config_get_section(const config *c, const char *name);
 

@@ -133,6 +133,60 @@ static int reload_recipes(engine *en) {
   return 0;
 }
 
+int engine_reload_recipes(engine *en) { return reload_recipes(en); }
+
+/* ---- reconfiguration ---- */
+
+/* The engine: settings as the engine uses them. */
+static engine_config live_settings(const engine_config *c) {
+  engine_config out = *c;
+  if (out.concurrency < 1) out.concurrency = 1;
+  return out;
+}
+
+int engine_reconfigure(engine *en, const config *cfg, unsigned what, perr *e) {
+  if (en->shutting_down) return perr_set(e, "promptd is shutting down");
+  size_t nkinds = connectors_action_count();
+  void **fresh = NULL;
+  if (what & ENGINE_RECONF_KINDS) {
+    if (!(fresh = calloc(nkinds ? nkinds : 1, sizeof *fresh))) return perr_set(e, "out of memory");
+    /* Kinds keep the runtime's address and read rt->cfg from it: point it at
+     * the new configuration while they init, back if one refuses. */
+    const config *old = en->rt.cfg;
+    en->rt.cfg = cfg;
+    for (size_t i = 0; connectors_actions[i]; i++) {
+      const action_kind *k = connectors_actions[i];
+      if (!k->init || !k->init(&en->rt, &fresh[i], e)) continue;
+      perr_prefix(e, "%s", k->name);
+      for (size_t j = 0; j < i; j++)
+        if (fresh[j] && connectors_actions[j]->shutdown) connectors_actions[j]->shutdown(fresh[j]);
+      free(fresh);
+      en->rt.cfg = old;
+      return -1;
+    }
+    for (size_t i = 0; connectors_actions[i]; i++) {
+      if (!connectors_actions[i]->init) continue;
+      retired_state *r = en->kind_states[i] ? malloc(sizeof *r) : NULL;
+      if (en->kind_states[i] && !r) {
+        /* Cannot keep the old state for the steps using it: keep using it. */
+        if (fresh[i] && connectors_actions[i]->shutdown) connectors_actions[i]->shutdown(fresh[i]);
+        continue;
+      }
+      if (r) {
+        *r = (retired_state){i, en->kind_states[i], en->retired};
+        en->retired = r;
+      }
+      en->kind_states[i] = fresh[i];
+    }
+    free(fresh);
+  }
+  en->rt.cfg = cfg;
+  en->cfg = live_settings(&cfg->engine);
+  en->need_schedule = 1; /* a higher concurrency has room now */
+  if (what & ENGINE_RECONF_TRIGGERS) engine_triggers_restart(en, TRIGGER_ACCOUNT);
+  return 0;
+}
+
 /* ---- resources ---- */
 
 static void arm_wake(engine *en) {
@@ -295,7 +349,7 @@ engine *engine_new(struct ev_loop *loop, store *s, const config *cfg, perr *e) {
     }
     cfg = &en->own_cfg;
   }
-  en->cfg = cfg->engine;
+  en->cfg = live_settings(&cfg->engine);
   en->rt = (runtime){.loop = loop, .st = s, .cfg = cfg};
   if (!(en->rt.http = http_client_new(loop, e))) {
     config_release(&en->own_cfg);
@@ -303,7 +357,6 @@ engine *engine_new(struct ev_loop *loop, store *s, const config *cfg, perr *e) {
     free(en);
     return NULL;
   }
-  if (en->cfg.concurrency < 1) en->cfg.concurrency = 1;
   ev_prepare_init(&en->prepare, on_prepare);
   en->prepare.data = en;
   ev_idle_init(&en->idle, on_idle);
@@ -469,6 +522,12 @@ void engine_free(engine *en) {
   for (size_t i = 0; connectors_actions[i]; i++)
     if (connectors_actions[i]->shutdown && en->kind_states[i])
       connectors_actions[i]->shutdown(en->kind_states[i]);
+  while (en->retired) {
+    retired_state *r = en->retired;
+    en->retired = r->next;
+    if (connectors_actions[r->kind]->shutdown) connectors_actions[r->kind]->shutdown(r->state);
+    free(r);
+  }
   free(en->kind_states);
   config_release(&en->own_cfg);
   free(en);

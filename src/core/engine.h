@@ -66,6 +66,29 @@ int engine_start(engine *en, perr *e);
 void engine_shutdown(engine *en, void (*done)(void *ud), void *ud);
 void engine_free(engine *en);
 
+/* Reload (SIGHUP), on the loop.
+ *
+ * engine_reconfigure: cfg becomes the configuration kinds and triggers
+ * read from now on, and its engine: settings apply at once (concurrency,
+ * retry policy, shutdown timeout, event size limit, commit_each).  cfg and
+ * every configuration given before stay the caller's and must outlive the
+ * engine: steps in flight and triggers keep pointers into the one they
+ * started with.  what:
+ *   ENGINE_RECONF_KINDS     each action kind's shared state is made again
+ *                           from cfg (init); steps started before keep the
+ *                           old one, released at engine_free.  All or
+ *                           nothing: a kind that cannot init refuses it.
+ *   ENGINE_RECONF_TRIGGERS  active triggers that poll an account
+ *                           (TRIGGER_ACCOUNT) restart with cfg; their
+ *                           cursors are in the store.
+ * -1 with e set (nothing changed) when shutting down or a kind refused. */
+enum { ENGINE_RECONF_KINDS = 1u << 0, ENGINE_RECONF_TRIGGERS = 1u << 1 };
+int engine_reconfigure(engine *en, const struct config *cfg, unsigned what, perr *e);
+/* Loads the enabled recipes again now and reconciles the active triggers:
+ * for an import made on the engine's own connection, which the poll for
+ * other processes' writes does not see.  -1: the previous set stays. */
+int engine_reload_recipes(engine *en);
+
 /* Non-zero once a commit failed; the message says why. */
 const char *engine_failed(const engine *en);
 /* 1 once engine_shutdown was called (for readiness). */

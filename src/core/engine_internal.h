@@ -74,6 +74,14 @@ typedef struct after_cb {
 
 typedef struct trigger_entry trigger_entry;
 
+/* A kind's shared state replaced by engine_reconfigure: steps started
+ * before may still use it, so it lives until engine_free. */
+typedef struct retired_state {
+  size_t kind;               /* index in connectors_actions */
+  void *state;
+  struct retired_state *next;
+} retired_state;
+
 typedef struct version_entry {
   recipe *rc;
   struct version_entry *next;
@@ -86,6 +94,7 @@ struct engine {
   config own_cfg;            /* defaults, when engine_new got no configuration */
   runtime rt;
   void **kind_states;        /* per connectors_actions[i], from its init() */
+  retired_state *retired;    /* replaced by a reload, released at engine_free */
   recipe_set *rs;
   version_entry *versions;
   ev_prepare prepare;
@@ -121,6 +130,9 @@ void engine_maybe_finish_shutdown(engine *en);
  * enabled recipes; reconcile after every (re)load, stop at shutdown. */
 void engine_triggers_reconcile(engine *en);
 void engine_triggers_stop(engine *en);
+/* Restarts the live instances whose kind has any of flags (a reload
+ * changed the configuration they read when they started). */
+void engine_triggers_restart(engine *en, unsigned flags);
 void engine_triggers_free(engine *en);
 
 /* engine_run.c: claims a runnable run and starts it (1), leaves it for

@@ -7,6 +7,8 @@
  *     source wanted, same kind and cfg  -> keep (its timers and cursor go on)
  *     source wanted, cfg changed        -> stop the old one, start a new one
  *     source no longer wanted           -> stop, then destroy
+ *   restart (a reload changed the configuration sections a kind reads
+ *   when it starts): stop those instances, then reconcile.
  *   shutdown: stop every instance; the engine finishes shutting down only
  *   once each has called back.  engine_free destroys what is left.
  *
@@ -126,6 +128,18 @@ void engine_triggers_reconcile(engine *en) {
     if ((r->trigger->flags & TRIGGER_PASSIVE) || !r->trigger->create) continue;
     if (!find_live(en, r->source)) entry_start(en, r);
   }
+}
+
+void engine_triggers_restart(engine *en, unsigned flags) {
+  if (en->shutting_down) return;
+  for (trigger_entry *t = en->triggers, *next; t; t = next) {
+    next = t->next;
+    if (t->stopping || !(t->kind->flags & flags)) continue;
+    log_info("trigger restarting with the new configuration", "source=%s kind=%s", t->source,
+             t->kind->name);
+    entry_stop(t);
+  }
+  engine_triggers_reconcile(en);
 }
 
 void engine_triggers_stop(engine *en) {

@@ -89,8 +89,78 @@ static char *source_of(const cJSON *def, perr *e) {
   return src;
 }
 
-int recipe_import_path(store *s, const char *path, import_item **items_out, size_t *n_out,
-                       perr *e) {
+/* 1 when file sits directly in the directory whose real path is dir_real. */
+static int file_in_dir(const char *file, const char *dir_real) {
+  char *copy = strdup(file);
+  if (!copy) return 0;
+  char *real = realpath(dirname(copy), NULL);
+  int same = real && strcmp(real, dir_real) == 0;
+  free(real);
+  free(copy);
+  return same;
+}
+
+/* Removes the recipes dir no longer defines (recipe_import_dir_sync),
+ * appending one item per removal to *items (n of them so far). */
+static int remove_missing(store *s, const char *dir, import_item **items, size_t *n, perr *e) {
+  char *dir_real = realpath(dir, NULL);
+  if (!dir_real) return perr_set(e, "cannot resolve %s: %s", dir, strerror(errno));
+  store_recipe *live = NULL;
+  size_t nlive = 0, nfiles = *n;
+  int rc = store_recipe_list(s, 0, &live, &nlive, e);
+  for (size_t i = 0; i < nlive && !rc; i++) {
+    const store_recipe *r = &live[i];
+    int defined = 0;
+    for (size_t k = 0; k < nfiles && !defined; k++) defined = strcmp((*items)[k].name, r->name) == 0;
+    /* A recipe whose name moved to another file of dir is still defined. */
+    if (defined || !r->file || !file_in_dir(r->file, dir_real)) continue;
+    import_item *grown = realloc(*items, (*n + 1) * sizeof *grown);
+    if (!grown) {
+      rc = perr_set(e, "out of memory");
+      break;
+    }
+    *items = grown;
+    import_item *it = &grown[*n];
+    memset(it, 0, sizeof *it);
+    it->file = strdup(r->file);
+    it->name = strdup(r->name);
+    it->version = r->current;
+    it->removed = 1;
+    (*n)++;
+    if (!it->file || !it->name)
+      rc = perr_set(e, "out of memory");
+    else if (store_recipe_remove(s, r->name, e) < 0)
+      rc = -1;
+  }
+  store_recipes_free(live, nlive);
+  free(dir_real);
+  return rc;
+}
+
+/* Its own transaction, or a savepoint inside the caller's. */
+static int atomic_begin(store *s, int *own, perr *e) {
+  *own = !store_in_txn(s);
+  return *own ? store_begin(s, e) : store_savepoint(s, e);
+}
+
+static int atomic_end(store *s, int own, int failed, perr *e) {
+  if (failed) {
+    if (own)
+      store_rollback(s);
+    else
+      store_savepoint_rollback(s);
+    return -1;
+  }
+  if (own) return store_commit(s, e);
+  if (store_savepoint_release(s, e)) {
+    store_savepoint_rollback(s);
+    return -1;
+  }
+  return 0;
+}
+
+static int import(store *s, const char *path, int sync, import_item **items_out, size_t *n_out,
+                  perr *e) {
   *items_out = NULL;
   *n_out = 0;
   struct stat sb;
@@ -113,6 +183,7 @@ int recipe_import_path(store *s, const char *path, import_item **items_out, size
   }
   cJSON **defs = calloc(nfiles, sizeof *defs);
   import_item *items = calloc(nfiles, sizeof *items);
+  size_t nitems = nfiles;
   int rc = -1;
   if (!defs || !items) {
     perr_set(e, "out of memory");
@@ -138,13 +209,14 @@ int recipe_import_path(store *s, const char *path, import_item **items_out, size
       goto out;
     }
   }
-  if (store_begin(s, e)) goto out;
+  int own;
+  if (atomic_begin(s, &own, e)) goto out;
   int64_t now = clock_now_ms();
-  for (size_t i = 0; i < nfiles; i++) {
+  int bad = 0;
+  for (size_t i = 0; i < nfiles && !bad; i++) {
     char *text = cJSON_PrintUnformatted(defs[i]);
     char *digest = recipe_digest(defs[i]);
     char *src = source_of(defs[i], e);
-    int bad;
     if (!text || !digest)
       bad = perr_set(e, "out of memory");
     else
@@ -157,12 +229,9 @@ int recipe_import_path(store *s, const char *path, import_item **items_out, size
     free(text);
     free(digest);
     free(src);
-    if (bad) {
-      store_rollback(s);
-      goto out;
-    }
   }
-  if (store_commit(s, e)) goto out;
+  if (!bad && sync && S_ISDIR(sb.st_mode)) bad = remove_missing(s, path, &items, &nitems, e) != 0;
+  if (atomic_end(s, own, bad, e)) goto out;
   rc = 0;
 out:
   for (size_t i = 0; i < nfiles; i++) {
@@ -172,10 +241,18 @@ out:
   free(files);
   free(defs);
   if (rc) {
-    import_items_free(items, items ? nfiles : 0);
+    import_items_free(items, items ? nitems : 0);
   } else {
     *items_out = items;
-    *n_out = nfiles;
+    *n_out = nitems;
   }
   return rc;
+}
+
+int recipe_import_path(store *s, const char *path, import_item **items, size_t *n, perr *e) {
+  return import(s, path, 0, items, n, e);
+}
+
+int recipe_import_dir_sync(store *s, const char *dir, import_item **items, size_t *n, perr *e) {
+  return import(s, dir, 1, items, n, e);
 }
