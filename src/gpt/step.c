@@ -224,6 +224,7 @@ typedef struct gpt_state {
   int in_flight;
   gpt_call *queue_head, *queue_tail; /* waiting for an in-flight slot */
   gpt_call *live;                    /* every call not yet reported */
+  struct gpt_state *newer_next;      /* budget_states, newest first */
 } gpt_state;
 
 struct gpt_call {
@@ -252,7 +253,9 @@ struct gpt_call {
 
 /* ---- budget metrics ---- */
 
-static gpt_state *budget_metrics_owner;
+/* Every live state, newest first: the newest holds the budgets in force
+ * (after a reload, or again the older one when a reload was refused). */
+static gpt_state *budget_states;
 
 static void set_remaining(void *ud, const char *rname, double tokens, double usd) {
   (void)ud;
@@ -264,7 +267,7 @@ static void set_remaining(void *ud, const char *rname, double tokens, double usd
 /* Made afresh at every scrape: only the caps configured now appear. */
 static void collect_budget(void *ud) {
   (void)ud;
-  gpt_state *g = budget_metrics_owner;
+  gpt_state *g = budget_states;
   metric_family_release(&m_gpt_budget_tokens);
   metric_family_release(&m_gpt_budget_usd);
   if (g)
@@ -296,10 +299,10 @@ static int gpt_init(runtime *rt, void **state, perr *e) {
     return -1;
   }
   *state = g;
-  /* After a reload the newest state's budgets are the ones in force. */
-  if (!budget_metrics_owner && metrics_on_scrape(collect_budget, NULL))
+  if (!budget_states && metrics_on_scrape(collect_budget, NULL))
     log_warn("gpt: budget metrics not exported (too many collectors)", "%s", "");
-  budget_metrics_owner = g;
+  g->newer_next = budget_states;
+  budget_states = g;
   return 0;
 }
 
@@ -322,10 +325,10 @@ static void call_free(gpt_call *k) {
  * slot or a rate-limit timer, and its action_call is gone: never touch it. */
 static void gpt_shutdown(void *state) {
   gpt_state *g = state;
-  if (budget_metrics_owner == g) {
-    metrics_off_scrape(collect_budget, NULL);
-    budget_metrics_owner = NULL;
-  }
+  gpt_state **pp = &budget_states;
+  while (*pp && *pp != g) pp = &(*pp)->newer_next;
+  if (*pp) *pp = g->newer_next;
+  if (!budget_states) metrics_off_scrape(collect_budget, NULL);
   while (g->live) call_free(g->live);
   gpt_providers_release(&g->providers);
   gpt_limiter_free(g->limiter);
