@@ -249,9 +249,11 @@ static int reload_recipes(reloader *r, engine *en) {
     return -1;
   }
   if (!changes) return 0;
+  /* Stored, but the engine keeps the set it had (engine_reload_recipes
+   * logged why): say so rather than claim a refusal. */
   if (engine_reload_recipes(en)) {
-    log_error("reload refused", "part=recipes dir=%s error=%s", log_q(dir),
-              log_q("the imported recipes could not be loaded"));
+    log_error("recipes stored but not loaded; the previous set stays in force until the next "
+              "reload", "dir=%s", log_q(dir));
     return -1;
   }
   return 1;
