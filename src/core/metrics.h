@@ -32,15 +32,15 @@
 typedef enum { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM } metric_type;
 
 typedef struct metric_series {
-  double value;          /* counter, gauge */
-  double sum;            /* histogram */
-  uint64_t count;        /* histogram: observations */
-  uint64_t *buckets;     /* histogram: per bound, not cumulative; [nbounds] is +Inf */
+  double value;      /* counter, gauge */
+  double sum;        /* histogram */
+  uint64_t count;    /* histogram: observations */
+  uint64_t *buckets; /* histogram: per bound, not cumulative; [nbounds] is +Inf */
   const struct metric_family *family;
-  struct metric_series *chain;   /* same hash slot */
-  struct metric_series *next;    /* creation order, for rendering */
+  struct metric_series *chain; /* same hash slot */
+  struct metric_series *next;  /* creation order, for rendering */
   uint32_t hash;
-  char *values[];        /* one per label name, owned */
+  char *values[]; /* one per label name, owned */
 } metric_series;
 
 typedef struct metric_family {

@@ -30,14 +30,14 @@ extern metric_family m_runs_started;        /* recipe */
 extern metric_family m_runs_finished;       /* recipe, status */
 extern metric_family m_runs_in_flight;
 extern metric_family m_runs_waiting;
-extern metric_family m_step_duration;       /* kind */
-extern metric_family m_step_retries;        /* kind */
-extern metric_family m_gpt_requests;        /* model, recipe, outcome */
-extern metric_family m_gpt_prompt_tokens;   /* model, recipe */
+extern metric_family m_step_duration;         /* kind */
+extern metric_family m_step_retries;          /* kind */
+extern metric_family m_gpt_requests;          /* model, recipe, outcome */
+extern metric_family m_gpt_prompt_tokens;     /* model, recipe */
 extern metric_family m_gpt_completion_tokens; /* model, recipe */
-extern metric_family m_gpt_cost;            /* model, recipe */
-extern metric_family m_gpt_budget_tokens;   /* scope, recipe */
-extern metric_family m_gpt_budget_usd;      /* scope, recipe */
+extern metric_family m_gpt_cost;              /* model, recipe */
+extern metric_family m_gpt_budget_tokens;     /* scope, recipe */
+extern metric_family m_gpt_budget_usd;        /* scope, recipe */
 extern metric_family m_store_commit;
 extern metric_family m_process_rss;
 extern metric_family m_process_open_fds;

@@ -61,8 +61,8 @@ static void fds(void) {
     int own = dirfd(d);
     size_t n = 0;
     struct dirent *de;
+    /* Not counting the descriptor this listing itself holds open. */
     while ((de = readdir(d)))
-      /* Not the descriptor this listing itself holds open. */
       if (de->d_name[0] != '.' && strtol(de->d_name, NULL, 10) != own) n++;
     closedir(d);
     metric_set(METRIC_SOLO(&m_process_open_fds), (double)n);

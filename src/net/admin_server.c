@@ -124,8 +124,8 @@ admin_server *admin_server_new(engine *en, const char *listen, perr *e) {
     return NULL;
   }
   a->en = en;
-  http_server_opts o = {.listen = listen, .max_body = 4096, .max_connections = 64,
-                        .idle_timeout_s = 30};
+  http_server_opts o = {
+      .listen = listen, .max_body = 4096, .max_connections = 64, .idle_timeout_s = 30};
   if (!(a->srv = http_server_new(engine_loop(en), &o, on_request, a, e))) {
     perr_prefix(e, "admin listener");
     free(a);
@@ -136,8 +136,7 @@ admin_server *admin_server_new(engine *en, const char *listen, perr *e) {
     perr_set(e, "admin listener: too many metric collectors");
     return NULL;
   }
-  log_info("admin server listening", "address=%s port=%d", log_q(listen),
-           http_server_port(a->srv));
+  log_info("admin server listening", "address=%s port=%d", log_q(listen), http_server_port(a->srv));
   return a;
 }
 

@@ -36,16 +36,20 @@ static void test_exact_text(void **state) {
                           .type = METRIC_COUNTER,
                           .labels = l_src};
   metric_family depth = {.name = "t_queue_depth", .help = "Queue depth.", .type = METRIC_GAUGE};
-  metric_family empty = {.name = "t_calls_total", .help = "Calls.", .type = METRIC_COUNTER,
-                         .labels = l_two};
-  metric_family lat = {.name = "t_latency_seconds", .help = "Latency.", .type = METRIC_HISTOGRAM,
-                       .labels = l_src, .bounds = bounds, .nbounds = 3};
+  metric_family empty = {
+      .name = "t_calls_total", .help = "Calls.", .type = METRIC_COUNTER, .labels = l_two};
+  metric_family lat = {.name = "t_latency_seconds",
+                       .help = "Latency.",
+                       .type = METRIC_HISTOGRAM,
+                       .labels = l_src,
+                       .bounds = bounds,
+                       .nbounds = 3};
   metric_inc(METRIC_GET(&events, "webhook:/a"));
   metric_add(METRIC_GET(&events, "webhook:/a"), 2);
   metric_inc(METRIC_GET(&events, "we\"ird\\path\nx"));
   metric_set(METRIC_GET(&depth, NULL), 0.25);
   metric_series *h = METRIC_GET(&lat, "x");
-  metric_observe(h, 0.1);  /* on a bound: counted in that bucket (le is <=) */
+  metric_observe(h, 0.1); /* on a bound: counted in that bucket (le is <=) */
   metric_observe(h, 0.3);
   metric_observe(h, 1.5);
   metric_observe(h, 7);
@@ -112,8 +116,8 @@ static void test_values(void **state) {
 
 static void test_identity_and_growth(void **state) {
   (void)state;
-  metric_family f = {.name = "t_calls_total", .help = "Calls.", .type = METRIC_COUNTER,
-                     .labels = l_two};
+  metric_family f = {
+      .name = "t_calls_total", .help = "Calls.", .type = METRIC_COUNTER, .labels = l_two};
   /* ("ab","c") and ("a","bc") are different series. */
   metric_series *a = METRIC_GET(&f, "ab", "c"), *b = METRIC_GET(&f, "a", "bc");
   assert_non_null(a);
@@ -156,7 +160,8 @@ static void test_catalog_scrape(void **state) {
   assert_int_equal(calls, 1);
   assert_non_null(strstr(b.data, "\npromptd_runs_in_flight 7\n"));
   assert_non_null(strstr(b.data, "\npromptd_events_received_total{source=\"event:x\"} 1\n"));
-  assert_non_null(strstr(b.data, "\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total "));
+  assert_non_null(
+      strstr(b.data, "\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total "));
   assert_non_null(strstr(b.data, "\nprocess_open_fds "));
   assert_non_null(strstr(b.data, "\nprocess_resident_memory_bytes "));
   assert_non_null(strstr(b.data, "\nprocess_start_time_seconds "));
@@ -164,8 +169,7 @@ static void test_catalog_scrape(void **state) {
   for (const char *p = b.data; (p = strstr(p, "# TYPE ")); p++) {
     char name[128], type[32];
     assert_int_equal(sscanf(p, "# TYPE %127s %31s", name, type), 2);
-    if (strcmp(type, "counter") == 0)
-      assert_string_equal(name + strlen(name) - 6, "_total");
+    if (strcmp(type, "counter") == 0) assert_string_equal(name + strlen(name) - 6, "_total");
     char help[160];
     snprintf(help, sizeof help, "# HELP %s ", name);
     assert_non_null(strstr(b.data, help));
