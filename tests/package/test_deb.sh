@@ -18,8 +18,14 @@
 #    accepts only that key.  Checks: the run succeeds (so the secret reached
 #    the provider), `promptd doctor` passes in the service's own context
 #    (user, directories, credentials), and the secret is nowhere in
-#    `journalctl -u promptd` or the database files.
-# 5. apt remove: the service stops.  The container is powered off.
+#    `journalctl -u promptd` or the database files; /metrics on the admin
+#    listener counts the run.
+# 5. `promptd mail parse` (GMime, iconv) in a oneshot copy of the unit (same
+#    sandbox: MemoryDenyWriteExecute, the system call filter...) prints what
+#    it prints unsandboxed.
+# 6. promptd.socket (on a free port): the first connection starts the
+#    service, which serves the socket systemd passed.
+# 7. apt remove: service and socket stop.  The container is powered off.
 #
 # Prints the time each phase took.  --keep leaves the booted rootfs copy.
 set -eu
@@ -172,7 +178,12 @@ while ! grep -qs "^listening" "$FAKE_OUT" && [ $i -lt 100 ]; do
 done
 FAKE_ADDR=$(sed -n 's/^listening \(.*\)$/\1/p' "$FAKE_OUT")
 [ -n "$FAKE_ADDR" ] || fail "fake OpenAI server did not start"
-HOOK_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+HOOK_PORT=$(free_port)
+ADMIN_PORT=$(free_port)
+SOCKET_PORT=$(free_port)
 
 mkdir -p "$ROOT/etc/promptd/credentials" "$ROOT/etc/systemd/system/promptd.service.d"
 chmod 0700 "$ROOT/etc/promptd/credentials"
@@ -185,6 +196,8 @@ cat >"$ROOT/etc/promptd/promptd.yaml" <<EOF
 recipes_dir: /etc/promptd/recipes
 http:
   listen: 127.0.0.1:$HOOK_PORT
+admin:
+  listen: 127.0.0.1:$ADMIN_PORT
 providers:
   openai:
     base_url: http://$FAKE_ADDR/v1
@@ -219,6 +232,8 @@ run_ok() {
 check "the GPT run succeeded with the credential's key" run_ok
 check "the fake provider answered an authorized call" sh -c \
 	"curl -s http://$FAKE_ADDR/_fake/stats | grep -q '\"200\":[[:space:]]*[1-9]'"
+check "/metrics under the unit's sandbox counts the run" sh -c \
+	"curl -sf http://127.0.0.1:$ADMIN_PORT/metrics | grep -q '^promptd_runs_finished_total{.*recipe=\"pkgtest\".*} [1-9]'"
 
 # doctor in the service's context: its user, directories and credential.
 DOCTOR_OUT=$WORK/doctor.out
@@ -247,10 +262,55 @@ check "the database files exist" sh -c "ls '$ROOT'/var/lib/promptd/promptd.db >/
 in_ct systemctl start promptd.service
 check "promptd.service active again" wait_active
 
+phase "MIME parsing (GMime, iconv) under the unit's sandbox"
+# A oneshot copy of the installed unit, same hardening, running `promptd mail
+# parse`: its output must equal the same command's outside the sandbox.
+# ProtectHome and PrivateTmp hide /root and /tmp from it: the samples go to
+# /usr/local/share.
+MAILS="07-iso-2022-jp 35-base64-html-cp1252 10-attachment-pdf"
+mkdir -p "$ROOT/usr/local/share/promptd-pkgtest"
+for m in $MAILS; do
+	cp "$SRC/tests/mail/corpus/$m.eml" "$ROOT/usr/local/share/promptd-pkgtest/"
+done
+sed -e 's/^Type=notify/Type=oneshot/' -e '/^NotifyAccess=/d' -e '/^WatchdogSec=/d' \
+	-e '/^Restart/d' -e '/^ExecReload=/d' \
+	-e 's|^ExecStart=.*|ExecStart=/usr/bin/promptd mail parse --json --subject . /usr/local/share/promptd-pkgtest/%i.eml\nStandardOutput=truncate:/run/promptd-pkgtest-%i.json|' \
+	"$ROOT/usr/lib/systemd/system/promptd.service" >"$ROOT/etc/systemd/system/promptd-mailcheck@.service"
+in_ct systemctl daemon-reload
+for m in $MAILS; do
+	check "mail parse $m runs sandboxed" in_ct systemctl start "promptd-mailcheck@$m.service"
+	in_ct promptd mail parse --json --subject . "/usr/local/share/promptd-pkgtest/$m.eml" \
+		>"$WORK/mail-$m.json"
+	# The container's /run is its own tmpfs: read it from inside.
+	in_ct cat "/run/promptd-pkgtest-$m.json" >"$WORK/mail-$m.sandboxed.json"
+	check "mail parse $m: the sandboxed output equals the plain one" \
+		diff -u "$WORK/mail-$m.json" "$WORK/mail-$m.sandboxed.json"
+done
+check "the sandboxed parse printed the event" grep -q '"subject"' "$WORK/mail-07-iso-2022-jp.sandboxed.json"
+
+phase "socket activation through promptd.socket"
+mkdir -p "$ROOT/etc/systemd/system/promptd.socket.d"
+printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\n' "$SOCKET_PORT" \
+	>"$ROOT/etc/systemd/system/promptd.socket.d/port.conf"
+in_ct systemctl daemon-reload
+in_ct systemctl stop promptd.service
+in_ct systemctl start promptd.socket
+check "promptd.service waits for a connection" sh -c \
+	"! nsenter -t $LEADER -m -u -i -n -p -- systemctl is-active --quiet promptd.service"
+status=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+	-d '{"name":"Bob"}' "http://127.0.0.1:$SOCKET_PORT/hooks/pkgtest")
+check "the first connection starts the service and gets 202" [ "$status" = 202 ]
+check "promptd.service active through the socket" wait_active
+check "the service serves the socket systemd passed" sh -c \
+	"nsenter -t $LEADER -m -u -i -n -p -- journalctl -u promptd.service --no-pager -o cat |
+	grep -q 'webhook server uses the socket systemd passed'"
+
 phase "apt remove"
 in_ct sh -c 'DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq promptd >/dev/null 2>&1'
 check "promptd.service stopped on remove" sh -c \
 	"! nsenter -t $LEADER -m -u -i -n -p -- systemctl is-active --quiet promptd.service"
+check "promptd.socket stopped on remove" sh -c \
+	"! nsenter -t $LEADER -m -u -i -n -p -- systemctl is-active --quiet promptd.socket"
 check "the database is kept" test -f "$ROOT/var/lib/promptd/promptd.db"
 
 phase "done: $passed checks passed"
