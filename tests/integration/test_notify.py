@@ -194,8 +194,11 @@ def notify_and_watchdog(c):
         gaps = intervals(pings)
         half = WATCHDOG_USEC / 2e6
         c.check("watchdog pings keep coming", len(pings) >= 9, "%d pings" % len(pings))
+        # The median holds the interval; the bound on the largest gap leaves
+        # room for a loaded machine (the suite runs in parallel).
+        median = sorted(gaps)[len(gaps) // 2] if gaps else 0
         c.check("watchdog pings every WATCHDOG_USEC/2",
-                gaps and all(half * 0.6 < g < half * 1.6 for g in gaps),
+                gaps and half * 0.8 < median < half * 1.2 and max(gaps) < half * 2,
                 "gaps %s" % [round(g, 3) for g in gaps])
         status = [s for s in n.values("STATUS") if s.startswith("serving:")]
         c.check("STATUS lines with the queue depth",
