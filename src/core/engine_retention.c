@@ -9,9 +9,10 @@
  * meanwhile is committed as usual.
  *
  * After the last batch is committed, a PASSIVE checkpoint (it never waits
- * for readers) copies the WAL back into the database, so the WAL restarts
- * from its beginning and freed pages are reused: the file stays bounded
- * under steady load.  SQLite's own autocheckpoint (1000 pages, on commit)
+ * for readers; on a connection of its own, since the engine's nearly always
+ * has a transaction open under load) copies the WAL back into the
+ * database, so the WAL restarts from its beginning and freed pages are
+ * reused: the file stays bounded under steady load.  SQLite's own autocheckpoint (1000 pages, on commit)
  * does the same between passes; journal_size_limit cuts a WAL grown by a
  * burst, or by a long reader such as `promptd backup`, back to 64 MiB.
  *
@@ -74,7 +75,8 @@ static void next_pass(struct engine_retention *r) {
   arm(r, (double)r->cfg.interval_ms / 1000.0);
 }
 
-/* Runs once the pass's last batch is durable: outside any transaction. */
+/* Runs an iteration after the last batch, which on_prepare has committed
+ * by then. */
 static void end_pass(struct engine_retention *r) {
   engine *en = r->en;
   perr e;
@@ -130,9 +132,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents) {
       prune_batch(r);
       break;
     case RP_ENDING:
-      /* Writes of this iteration not yet committed: look again after. */
-      if (en->txn_open || en->nafter) arm(r, 0.01);
-      else end_pass(r);
+      end_pass(r);
       break;
   }
 }
@@ -154,7 +154,7 @@ int engine_retention_start(engine *en, perr *e) {
     return 0;
   }
   double interval = (double)r->cfg.interval_ms / 1000.0;
-  log_info("retention", "succeeded_s=%lld failed_s=%lld interval_s=%g batch=%d",
+  log_info("retention on", "succeeded_s=%lld failed_s=%lld interval_s=%g batch=%d",
            (long long)(r->cfg.succeeded_ms / 1000), (long long)(r->cfg.failed_ms / 1000),
            interval, r->cfg.batch);
   arm(r, interval < FIRST_PASS_MAX_S ? interval : FIRST_PASS_MAX_S);

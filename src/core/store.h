@@ -275,8 +275,9 @@ int store_prune_batch(store *s, const store_prune_rules *r, store_prune_counts *
 /* wal_autocheckpoint at 1000 pages; the WAL file cut back to
  * journal_size_limit bytes after a checkpoint. */
 int store_wal_setup(store *s, int64_t journal_size_limit, perr *e);
-/* A PASSIVE checkpoint (never waits; needs no open transaction): frames in
- * the WAL and frames copied into the database. */
+/* A PASSIVE checkpoint (never waits) on a short-lived connection of its
+ * own, so it runs whatever transaction s has open: frames in the WAL and
+ * frames copied into the database. */
 int store_wal_checkpoint(store *s, int *wal_frames, int *checkpointed, perr *e);
 
 typedef struct store_backup_info {
