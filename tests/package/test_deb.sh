@@ -27,15 +27,15 @@
 #    service, which serves the socket systemd passed.
 # 7. apt remove: service and socket stop.  The container is powered off.
 #
-# Prints the time each phase took.  --keep leaves the booted rootfs copy.
+# Prints the time each phase took.  --keep leaves this run's directory
+# (rootfs copy, build, logs).  Several runs may overlap (e.g. two build
+# trees' test suites): each has its own directory, machine name and ports.
 set -eu
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${PROMPTD_PKGTEST_DIR:-/var/tmp/promptd-pkgtest}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-BUILD=${PROMPTD_PKGTEST_BUILD:-$WORK/build}
-BASE=$WORK/base
-ROOT=$WORK/root
+BASE=$WORK/base # the pristine rootfs, shared by every run
 MACHINE=promptd-pkgtest-$$
 KEEP=0
 [ "${1:-}" = "--keep" ] && KEEP=1
@@ -48,6 +48,39 @@ fail() {
 for t in debootstrap systemd-nspawn nsenter cpack dpkg-shlibdeps python3 curl; do
 	command -v "$t" >/dev/null || fail "$t not found (scripts/install-deps.sh --test)"
 done
+
+# Everything else is this run's own, so runs from several build trees may
+# overlap: removed on success, kept (but the booted rootfs) on failure.
+mkdir -p "$WORK"
+RUN=$(mktemp -d "$WORK/run.XXXXXX")
+BUILD=${PROMPTD_PKGTEST_BUILD:-$RUN/build}
+ROOT=$RUN/root
+NSPAWN=
+FAKE=
+OK=0
+cleanup() {
+	if [ -n "$FAKE" ]; then kill "$FAKE" 2>/dev/null || true; fi
+	if [ -n "$NSPAWN" ] && kill -0 "$NSPAWN" 2>/dev/null; then
+		# SIGTERM asks the container's systemd to power off.
+		kill "$NSPAWN" 2>/dev/null || true
+		i=0
+		while kill -0 "$NSPAWN" 2>/dev/null && [ $i -lt 60 ]; do
+			sleep 0.5
+			i=$((i + 1))
+		done
+		kill -9 "$NSPAWN" 2>/dev/null || true
+	fi
+	if [ "$KEEP" -eq 1 ]; then
+		echo "kept $RUN"
+	elif [ "$OK" -eq 1 ]; then
+		rm -rf "$RUN"
+	else
+		rm -rf "$ROOT"
+		echo "logs kept in $RUN"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
 
 t0=$(date +%s)
 phase() {
@@ -79,39 +112,23 @@ dpkg-deb -f "$DEB" Depends
 
 if [ ! -x "$BASE/usr/lib/systemd/systemd" ]; then
 	phase "debootstrap bookworm (once)"
-	rm -rf "$BASE.tmp"
 	debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,ca-certificates \
-		bookworm "$BASE.tmp" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 ||
-		fail "debootstrap failed, see $WORK/debootstrap.log"
-	mv "$BASE.tmp" "$BASE"
+		bookworm "$RUN/base" "$MIRROR" >"$RUN/debootstrap.log" 2>&1 ||
+		fail "debootstrap failed, see $RUN/debootstrap.log"
+	# Another run may have made it meanwhile: then keep theirs.
+	mv -T "$RUN/base" "$BASE" 2>/dev/null || rm -rf "$RUN/base"
 fi
 
 phase "fresh rootfs, boot"
 rm -rf "$ROOT"
 cp -a "$BASE" "$ROOT"
 cp "$DEB" "$ROOT/root/"
-NSPAWN_LOG=$WORK/nspawn.log
+NSPAWN_LOG=$RUN/nspawn.log
 # --register=no and --keep-unit: the host's PID 1 is not systemd here, so
 # there is no machined to register with and no scope to move into.
 systemd-nspawn -q -D "$ROOT" -M "$MACHINE" --register=no --keep-unit --boot \
 	--console=pipe >"$NSPAWN_LOG" 2>&1 </dev/null &
 NSPAWN=$!
-FAKE=
-cleanup() {
-	if [ -n "$FAKE" ]; then kill "$FAKE" 2>/dev/null || true; fi
-	if kill -0 "$NSPAWN" 2>/dev/null; then
-		# SIGTERM asks the container's systemd to power off.
-		kill "$NSPAWN" 2>/dev/null || true
-		i=0
-		while kill -0 "$NSPAWN" 2>/dev/null && [ $i -lt 60 ]; do
-			sleep 0.5
-			i=$((i + 1))
-		done
-		kill -9 "$NSPAWN" 2>/dev/null || true
-	fi
-	[ "$KEEP" -eq 1 ] || rm -rf "$ROOT"
-}
-trap cleanup EXIT INT TERM
 
 # The container's PID 1 is the child of systemd-nspawn running systemd.
 LEADER=
@@ -168,7 +185,7 @@ check "the database is the service user's" \
 
 phase "a secret through LoadCredential, a GPT run against the fake provider"
 SECRET="pkgtest-secret-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
-FAKE_OUT=$WORK/fake_openai.out
+FAKE_OUT=$RUN/fake_openai.out
 python3 "$SRC/tests/fake/fake_openai.py" --port 0 --key "$SECRET" >"$FAKE_OUT" 2>&1 &
 FAKE=$!
 i=0
@@ -236,7 +253,7 @@ check "/metrics under the unit's sandbox counts the run" sh -c \
 	"curl -sf http://127.0.0.1:$ADMIN_PORT/metrics | grep -q '^promptd_runs_finished_total{.*recipe=\"pkgtest\".*} [1-9]'"
 
 # doctor in the service's context: its user, directories and credential.
-DOCTOR_OUT=$WORK/doctor.out
+DOCTOR_OUT=$RUN/doctor.out
 if in_ct systemd-run --quiet --wait --pipe --collect -p User=promptd -p Group=promptd \
 	-p StateDirectory=promptd -p ConfigurationDirectory=promptd \
 	-p LoadCredential=openai_api_key:/etc/promptd/credentials/openai_api_key \
@@ -249,7 +266,7 @@ else
 fi
 cat "$DOCTOR_OUT"
 
-JOURNAL=$WORK/journal.txt
+JOURNAL=$RUN/journal.txt
 in_ct journalctl -u promptd.service --no-pager -o cat >"$JOURNAL"
 check "the journal holds promptd's log" grep -q 'msg="serving"' "$JOURNAL"
 check "the journal shows the GPT step" grep -q 'step=answer' "$JOURNAL"
@@ -280,13 +297,13 @@ in_ct systemctl daemon-reload
 for m in $MAILS; do
 	check "mail parse $m runs sandboxed" in_ct systemctl start "promptd-mailcheck@$m.service"
 	in_ct promptd mail parse --json --subject . "/usr/local/share/promptd-pkgtest/$m.eml" \
-		>"$WORK/mail-$m.json"
+		>"$RUN/mail-$m.json"
 	# The container's /run is its own tmpfs: read it from inside.
-	in_ct cat "/run/promptd-pkgtest-$m.json" >"$WORK/mail-$m.sandboxed.json"
+	in_ct cat "/run/promptd-pkgtest-$m.json" >"$RUN/mail-$m.sandboxed.json"
 	check "mail parse $m: the sandboxed output equals the plain one" \
-		diff -u "$WORK/mail-$m.json" "$WORK/mail-$m.sandboxed.json"
+		diff -u "$RUN/mail-$m.json" "$RUN/mail-$m.sandboxed.json"
 done
-check "the sandboxed parse printed the event" grep -q '"subject"' "$WORK/mail-07-iso-2022-jp.sandboxed.json"
+check "the sandboxed parse printed the event" grep -q '"subject"' "$RUN/mail-07-iso-2022-jp.sandboxed.json"
 
 phase "socket activation through promptd.socket"
 mkdir -p "$ROOT/etc/systemd/system/promptd.socket.d"
@@ -313,4 +330,5 @@ check "promptd.socket stopped on remove" sh -c \
 	"! nsenter -t $LEADER -m -u -i -n -p -- systemctl is-active --quiet promptd.socket"
 check "the database is kept" test -f "$ROOT/var/lib/promptd/promptd.db"
 
+OK=1
 phase "done: $passed checks passed"
