@@ -26,6 +26,8 @@
 # 6. promptd.socket (on a free port): the first connection starts the
 #    service, which serves the socket systemd passed.
 # 7. apt remove: service and socket stop.  The container is powered off.
+# 8. apt install in a chroot of another copy (systemd not running, as in an
+#    image build): succeeds, makes the user, enables the unit, starts nothing.
 #
 # Prints the time each phase took.  --keep leaves this run's directory
 # (rootfs copy, build, logs).  Several runs may overlap (e.g. two build
@@ -57,9 +59,11 @@ BUILD=${PROMPTD_PKGTEST_BUILD:-$RUN/build}
 ROOT=$RUN/root
 NSPAWN=
 FAKE=
+PROC_MOUNT=
 OK=0
 cleanup() {
 	if [ -n "$FAKE" ]; then kill "$FAKE" 2>/dev/null || true; fi
+	if [ -n "$PROC_MOUNT" ]; then umount "$PROC_MOUNT" 2>/dev/null || true; fi
 	if [ -n "$NSPAWN" ] && kill -0 "$NSPAWN" 2>/dev/null; then
 		# SIGTERM asks the container's systemd to power off.
 		kill "$NSPAWN" 2>/dev/null || true
@@ -329,6 +333,33 @@ check "promptd.service stopped on remove" sh -c \
 check "promptd.socket stopped on remove" sh -c \
 	"! nsenter -t $LEADER -m -u -i -n -p -- systemctl is-active --quiet promptd.socket"
 check "the database is kept" test -f "$ROOT/var/lib/promptd/promptd.db"
+
+phase "apt install in a chroot (systemd not running)"
+# An image build: postinst must succeed, make the user and enable the unit
+# for the next boot, and start nothing.
+CHROOT=$RUN/chroot
+cp -a "$BASE" "$CHROOT"
+cp "$DEB" "$CHROOT/root/"
+cp -L /etc/resolv.conf "$CHROOT/etc/resolv.conf"
+mount -t proc proc "$CHROOT/proc"
+PROC_MOUNT=$CHROOT/proc
+chroot "$CHROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+	sh -c "apt-get update -qq && apt-get install -y -qq /root/$(basename "$DEB")" \
+	>"$RUN/chroot-install.log" 2>&1 || {
+	tail -30 "$RUN/chroot-install.log" >&2
+	fail "apt-get install in a chroot"
+}
+check "chroot: user promptd made" chroot "$CHROOT" getent passwd promptd
+check "chroot: enabled for the next boot" \
+	test -L "$CHROOT/etc/systemd/system/multi-user.target.wants/promptd.service"
+started=
+for p in $(pgrep -x promptd || true); do
+	[ "$(readlink "/proc/$p/root")" = "$CHROOT" ] && started="$started $p"
+done
+check "chroot: nothing started" [ -z "$started" ]
+umount "$PROC_MOUNT"
+PROC_MOUNT=
+rm -rf "$CHROOT"
 
 OK=1
 phase "done: $passed checks passed"
