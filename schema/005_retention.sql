@@ -9,6 +9,5 @@
 CREATE INDEX runs_finished ON runs (status, updated_at)
   WHERE status = 'succeeded' OR status = 'failed';
 
--- Where the walk over events that never had a run (no recipe matched them)
--- stopped: events are walked once, in id order, up to the retention cutoff.
-INSERT INTO meta (key, value) VALUES ('prune_events_after', 0);
+-- The walk over events that never had a run keeps its position in meta
+-- under 'prune_events_after', written by the first pass that walks.
