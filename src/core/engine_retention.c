@@ -12,9 +12,10 @@
  * for readers; on a connection of its own, since the engine's nearly always
  * has a transaction open under load) copies the WAL back into the
  * database, so the WAL restarts from its beginning and freed pages are
- * reused: the file stays bounded under steady load.  SQLite's own autocheckpoint (1000 pages, on commit)
- * does the same between passes; journal_size_limit cuts a WAL grown by a
- * burst, or by a long reader such as `promptd backup`, back to 64 MiB.
+ * reused: the file stays bounded under steady load.  SQLite's own
+ * autocheckpoint (1000 pages, on commit) does the same between passes;
+ * journal_size_limit cuts a WAL grown by a burst, or by a long reader such
+ * as `promptd backup`, back to 64 MiB.
  *
  * One line per pass at info level when it deleted anything (debug when
  * not), with what it deleted and how the WAL stood.
