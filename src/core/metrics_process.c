@@ -7,23 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/metrics_catalog.h"
 
-/* /proc/stat's btime: boot time in seconds since the epoch, or -1. */
+/* When the machine booted, in seconds since the epoch: the wall clock less
+ * CLOCK_BOOTTIME (the clock /proc/self/stat's starttime counts on).  Not
+ * /proc/stat's btime: the service's sandbox (ProcSubset=pid) hides it. */
 static double boot_time(void) {
-  FILE *f = fopen("/proc/stat", "re");
-  if (!f) return -1;
-  char line[256];
-  double bt = -1;
-  while (fgets(line, sizeof line, f))
-    if (strncmp(line, "btime ", 6) == 0) {
-      bt = strtod(line + 6, NULL);
-      break;
-    }
-  fclose(f);
-  return bt;
+  struct timespec wall, up;
+  if (clock_gettime(CLOCK_REALTIME, &wall) || clock_gettime(CLOCK_BOOTTIME, &up)) return -1;
+  return (double)(wall.tv_sec - up.tv_sec) + (double)(wall.tv_nsec - up.tv_nsec) / 1e9;
 }
 
 static void from_stat(void) {
