@@ -15,7 +15,7 @@ static const char usage_text[] =
     "The copy is one consistent snapshot (SQLite's backup API in a single step: the\n"
     "daemon keeps writing meanwhile; what it commits after the snapshot is not in\n"
     "the copy). It is written to FILE.tmp-XXXXXX beside FILE, checked with\n"
-    "PRAGMA integrity_check, switched to rollback journaling (one self-contained\n"
+    "SQLite's integrity check, switched to rollback journaling (one self-contained\n"
     "file, no -wal/-shm needed), fsynced and only then renamed to FILE: FILE never\n"
     "holds half a copy, and nothing is left behind on failure. The copy opens with\n"
     "`promptd --db FILE ...` like any promptd database.\n"
