@@ -29,15 +29,9 @@ import subprocess
 import tempfile
 import time
 
+from promptd_test import free_port  # noqa: F401 (tests use dovecot.free_port)
+
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _user_exists(name):

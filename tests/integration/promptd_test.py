@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +20,16 @@ SOURCE_DIR = os.environ.get("PROMPTD_SOURCE_DIR", os.path.join(os.path.dirname(_
 # Lines a sanitizer report always holds. Under the sanitizer build a report
 # exits 1, which a bad-input check expects too, so stderr is scanned as well.
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+
+
+def free_port():
+    """A loopback port nobody listens on right now (for a server to start
+    on, or as a connection that is refused)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def merged_env(env):

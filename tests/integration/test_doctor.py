@@ -4,11 +4,10 @@ real (the fake OpenAI and Google servers, a real Dovecot)."""
 
 import json
 import os
-import socket
 
 from dovecot import Dovecot
 from fake_server import FakeGoogle, FakeOpenAI
-from promptd_test import main
+from promptd_test import free_port, main
 
 SECRET = "s3cret-Value-9f2c"
 RECIPE = """\
@@ -23,14 +22,6 @@ steps:
       headers: { Authorization: "Bearer {{event.token}}" }
       body: "{{event.text}}"
 """
-
-
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def findings(c, out):
@@ -61,7 +52,7 @@ def body(c):
     # Secrets in the configuration and in recipes: resolved, never printed.
     c.write("secret.txt", SECRET + "\n")
     c.write("good.yaml", "providers:\n  local:\n    base_url: http://127.0.0.1:%d/v1\n"
-            "    api_key: file:%s\n" % (closed_port(), c.path("secret.txt")))
+            "    api_key: file:%s\n" % (free_port(), c.path("secret.txt")))
     c.write("recipes/doctor.yaml", RECIPE)
     rc, _, err = c.run("recipe", "import", c.path("recipes"))
     c.check("recipe imported", rc == 0, err)
@@ -121,7 +112,7 @@ mail:
     starttls: false
     user: support
     password: env:WRONG_KEY
-""" % (fake.base_url, fake.base_url, closed_port(), google.creds, d.url(), d.url()))
+""" % (fake.base_url, fake.base_url, free_port(), google.creds, d.url(), d.url()))
             env = {"OPENAI_API_KEY": "sk-right-key-123456", "WRONG_KEY": "sk-wrong-key-000000",
                    "MAIL_PW": "pw-Doctor-1", "DOCTOR_HOOK_SECRET": SECRET}
             rc, out, err = c.run("--config", c.path("net.yaml"), "doctor", "--network",

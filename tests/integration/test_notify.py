@@ -26,7 +26,7 @@ import subprocess
 import threading
 import time
 
-from promptd_test import PROMPTD, SANITIZER_MARKS, Failure, main
+from promptd_test import PROMPTD, SANITIZER_MARKS, Failure, free_port, main
 
 HOOK = """\
 name: hook
@@ -92,14 +92,6 @@ class Notifications:
         self.done = True
         self.thread.join()
         self.sock.close()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def post(port, path, body, timeout=10):

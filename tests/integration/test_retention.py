@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 
-from promptd_test import Failure, main
+from promptd_test import Failure, free_port, main
 
 SUCCEEDED_S, FAILED_S = 5, 15
 
@@ -97,14 +97,6 @@ def hanging_server():
     return srv, held
 
 
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def ids(c, table, col="id"):
     return {r[0] for r in c.sql("SELECT %s FROM %s" % (col, table))}
 
@@ -137,7 +129,7 @@ def body(c):
     c.write("ok.yaml", OK % c.path("ok.csv"))
     c.write("bad.yaml", BAD % c.path("missing", "bad.csv"))
     c.write("hang.yaml", HANG % srv.getsockname()[1])
-    c.write("again.yaml", RETRY % closed_port())
+    c.write("again.yaml", RETRY % free_port())
     for f in ("ok.yaml", "bad.yaml", "hang.yaml", "again.yaml"):
         rc, _, err = c.run("recipe", "import", f)
         c.check("import %s" % f, rc == 0, err)
