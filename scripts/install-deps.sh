@@ -7,7 +7,7 @@ pkgs="build-essential cmake pkg-config libev-dev libcjson-dev libsqlite3-dev lib
       libcsv-dev libssl-dev libcurl4-openssl-dev libmicrohttpd-dev libgmime-3.0-dev libsystemd-dev
       python3"
 test_pkgs="libcmocka-dev python3-jsonschema curl dovecot-imapd python3-aiosmtpd openssl prometheus
-           systemd dpkg-dev debootstrap systemd-container"
+           systemd dpkg-dev file debootstrap systemd-container"
 case "${1:-}" in
   --test) pkgs="$pkgs $test_pkgs" ;;
   "") ;;

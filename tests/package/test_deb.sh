@@ -47,7 +47,7 @@ fail() {
 	exit 1
 }
 [ "$(id -u)" -eq 0 ] || fail "run as root (debootstrap, systemd-nspawn)"
-for t in debootstrap systemd-nspawn nsenter cpack dpkg-shlibdeps python3 curl; do
+for t in debootstrap systemd-nspawn nsenter cpack dpkg-shlibdeps file python3 curl; do
 	command -v "$t" >/dev/null || fail "$t not found (scripts/install-deps.sh --test)"
 done
 
