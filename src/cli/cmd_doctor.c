@@ -162,8 +162,8 @@ static void check_store(report *r, const cli_globals *g) {
 struct probe_ctx {
   report *r;
   const char *section;
-  int *pending;
-  int finished;
+  int held;     /* things of this section still being reached */
+  int *pending; /* held, over all sections */
   double timeout;
 };
 
@@ -173,13 +173,18 @@ void probe_report(probe_ctx *p, const char *what, int ok, const char *detail) {
   add(p->r, "network", what, ok ? ST_OK : ST_FAIL, "%s", detail ? detail : "");
 }
 
-void probe_finish(probe_ctx *p) {
-  if (p->finished++) return;
+void probe_hold(probe_ctx *p) {
+  p->held++;
+  ++*p->pending;
+}
+
+void probe_release(probe_ctx *p) {
+  p->held--;
   --*p->pending;
 }
 
 typedef struct net_wait {
-  int *pending;
+  const int *pending;
   ev_timer deadline;
   ev_check check;
   int timed_out;
@@ -211,18 +216,12 @@ static void check_network(report *r, const config *cfg, double timeout) {
   size_t nsec = 0;
   while (connectors_config_sections[nsec].name) nsec++;
   probe_ctx *ctx = calloc(nsec, sizeof *ctx);
-  int pending = 0, started = 0;
+  int pending = 0, before = cJSON_GetArraySize(r->checks);
   for (size_t i = 0; ctx && i < nsec; i++) {
     const config_section *cs = &connectors_config_sections[i];
-    if (!cs->probe) continue;
     ctx[i] = (probe_ctx){.r = r, .section = cs->name, .pending = &pending, .timeout = timeout};
-    pending++;
-    if (cs->probe(&rt, config_get_section(cfg, cs->name), &ctx[i], &e)) {
-      pending--;
-      ctx[i].finished = 1;
+    if (cs->probe && cs->probe(&rt, config_get_section(cfg, cs->name), &ctx[i], &e))
       add(r, "network", cs->name, ST_FAIL, "%s", e.msg);
-    }
-    started++;
   }
   if (!ctx) add(r, "network", "-", ST_FAIL, "out of memory");
   net_wait nw = {.pending = &pending};
@@ -237,12 +236,13 @@ static void check_network(report *r, const config *cfg, double timeout) {
     ev_timer_stop(loop, &nw.deadline);
     ev_check_stop(loop, &nw.check);
   }
-  for (size_t i = 0; ctx && nw.timed_out && i < nsec; i++)
-    if (connectors_config_sections[i].probe && !ctx[i].finished)
+  for (size_t i = 0; ctx && i < nsec; i++)
+    if (ctx[i].held)
       add(r, "network", ctx[i].section, ST_FAIL, "no answer within %.0f s", timeout + 10);
-  if (started == 0) add(r, "network", "-", ST_WARN, "nothing configured to reach");
-  /* Freeing the client cancels what is still in flight; probes were told
-   * nothing (their owners are gone with this function). */
+  if (cJSON_GetArraySize(r->checks) == before)
+    add(r, "network", "-", ST_WARN, "nothing configured to reach");
+  /* Freeing the client cancels what is still in flight; the probes hear
+   * it while ctx is still alive. */
   http_client_free(hc);
   ev_loop_destroy(loop);
   free(ctx);

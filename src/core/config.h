@@ -35,7 +35,7 @@ typedef struct config_section {
   const char *help;
   /* Optional, for `promptd doctor --network` (core/probe.h): reaches what
    * the section (NULL when the file has none) configures, reporting to p.
-   * -1: could not start (e set); probe_finish is then not called. */
+   * -1: could not start (e set), holding nothing. */
   int (*probe)(struct runtime *rt, const cJSON *section, struct probe_ctx *p, perr *e);
 } config_section;
 extern const config_section connectors_config_sections[]; /* {NULL} ends it */

@@ -14,35 +14,17 @@
 #include "gpt/provider.h"
 #include "net/http_client.h"
 
-typedef struct provider_probe {
-  probe_ctx *p;
-  gpt_providers providers;
-  int pending;
-} provider_probe;
-
 typedef struct one_call {
-  provider_probe *pp;
+  probe_ctx *p;
   char what[160];
   char *url;
   char **headers;
 } one_call;
 
-static void probe_free(provider_probe *pp) {
-  gpt_providers_release(&pp->providers);
-  free(pp);
-}
-
 static void call_free(one_call *c) {
   free(c->url);
   gpt_headers_free(c->headers);
   free(c);
-}
-
-static void one_done(provider_probe *pp) {
-  if (--pp->pending) return;
-  probe_ctx *p = pp->p;
-  probe_free(pp);
-  probe_finish(p);
 }
 
 /* The model list's URL: the OpenAI API and compatible servers list models
@@ -63,12 +45,12 @@ static char *models_url(const gpt_provider *gp) {
 
 static void on_models(void *ud, const http_response *r) {
   one_call *c = ud;
+  probe_ctx *p = c->p;
   char detail[512];
   int ok = 0;
-  provider_probe *pp = c->pp;
   if (r->transport_error == HTTP_CANCELLED) { /* the doctor gave up waiting: no finding */
     call_free(c);
-    one_done(pp);
+    probe_release(p);
     return;
   }
   if (r->transport_error) {
@@ -88,59 +70,55 @@ static void on_models(void *ud, const http_response *r) {
     }
     cJSON_Delete(j);
   }
-  probe_report(pp->p, c->what, ok, detail);
+  probe_report(p, c->what, ok, detail);
   call_free(c);
-  one_done(pp);
+  probe_release(p);
 }
 
-static int start_one(struct runtime *rt, provider_probe *pp, const gpt_provider *gp, perr *e) {
+/* One provider: a finding now (its key does not resolve, the call cannot
+ * start) or a call held until it answers. */
+static void start_one(struct runtime *rt, probe_ctx *p, const gpt_provider *gp) {
+  char what[160];
+  snprintf(what, sizeof what, "providers.%s", gp->name);
+  perr e;
   one_call *c = calloc(1, sizeof *c);
-  if (!c) return perr_set(e, "out of memory");
-  c->pp = pp;
-  snprintf(c->what, sizeof c->what, "providers.%s", gp->name);
+  if (!c) {
+    probe_report(p, what, 0, "out of memory");
+    return;
+  }
+  c->p = p;
+  memcpy(c->what, what, sizeof what);
   char *chat_url = NULL;
-  if (gpt_provider_endpoint(gp, &chat_url, &c->headers, e)) {
-    /* The key does not resolve: a finding, not a failure to probe. */
-    probe_report(pp->p, c->what, 0, e->msg);
+  if (gpt_provider_endpoint(gp, &chat_url, &c->headers, &e)) {
+    probe_report(p, what, 0, e.msg);
     call_free(c);
-    return 1;
+    return;
   }
   free(chat_url);
   if (!(c->url = models_url(gp))) {
+    probe_report(p, what, 0, "out of memory");
     call_free(c);
-    return perr_set(e, "out of memory");
+    return;
   }
-  long ms = (long)(probe_timeout(pp->p) * 1000);
+  long ms = (long)(probe_timeout(p) * 1000);
   http_request req = {.method = "GET",
                       .url = c->url,
                       .headers = (const char *const *)c->headers,
                       .timeout_ms = ms,
                       .connect_timeout_ms = ms};
-  if (http_client_start(rt->http, &req, on_models, c, NULL, e)) {
-    probe_report(pp->p, c->what, 0, e->msg);
+  probe_hold(p);
+  if (http_client_start(rt->http, &req, on_models, c, NULL, &e)) {
+    probe_release(p);
+    probe_report(p, what, 0, e.msg);
     call_free(c);
-    return 1;
   }
-  return 0;
 }
 
 int gpt_providers_probe(struct runtime *rt, const cJSON *section, probe_ctx *p, perr *e) {
-  provider_probe *pp = calloc(1, sizeof *pp);
-  if (!pp) return perr_set(e, "out of memory");
-  pp->p = p;
-  if (gpt_providers_load(section, &pp->providers, e)) {
-    free(pp);
-    return -1;
-  }
-  /* One extra count while starting, so no early answer finishes the probe
-   * before every call is started. */
-  pp->pending = 1;
-  for (size_t i = 0; i < pp->providers.n; i++) {
-    pp->pending++;
-    int rc = start_one(rt, pp, &pp->providers.v[i], e);
-    if (rc) pp->pending--;
-    if (rc < 0) probe_report(p, "providers", 0, e->msg);
-  }
-  one_done(pp);
+  gpt_providers providers;
+  if (gpt_providers_load(section, &providers, e)) return -1;
+  /* Each call copies what it needs: the providers go now. */
+  for (size_t i = 0; i < providers.n; i++) start_one(rt, p, &providers.v[i]);
+  gpt_providers_release(&providers);
   return 0;
 }

@@ -30,22 +30,21 @@ static void on_token(void *ud, const char *token, const char *error, int permane
    * from a detached list and touches nothing of itself afterwards. */
   google_auth_free(g->auth);
   free(g);
-  probe_finish(p);
+  probe_release(p);
 }
 
 int google_probe(struct runtime *rt, const cJSON *section, probe_ctx *p, perr *e) {
   const cJSON *cred = cJSON_GetObjectItemCaseSensitive(section, "credentials");
-  if (!cJSON_IsString(cred)) {
-    probe_finish(p);
-    return 0;
-  }
+  if (!cJSON_IsString(cred)) return 0;
   const cJSON *uri = cJSON_GetObjectItemCaseSensitive(section, "token_uri");
   google_check *g = calloc(1, sizeof *g);
   if (!g) return perr_set(e, "out of memory");
   g->p = p;
+  probe_hold(p);
   if (!(g->auth = google_auth_new(rt->http, rt->loop, cred->valuestring, PROBE_SCOPE,
                                   cJSON_IsString(uri) ? uri->valuestring : NULL, NULL, e)) ||
       google_auth_token(g->auth, on_token, g, e)) {
+    probe_release(p);
     google_auth_free(g->auth);
     free(g);
     return -1;

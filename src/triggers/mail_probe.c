@@ -16,13 +16,8 @@
 #include "net/imap_client.h"
 #include "triggers/mail_account.h"
 
-typedef struct mail_probe {
-  probe_ctx *p;
-  int pending;
-} mail_probe;
-
 typedef struct account_check {
-  mail_probe *mp;
+  probe_ctx *p;
   struct runtime *rt;
   mail_account acct;
   action_call call; /* what email_login needs: the loop and the runtime */
@@ -31,20 +26,13 @@ typedef struct account_check {
   char what[160];
 } account_check;
 
-static void one_done(mail_probe *mp) {
-  if (--mp->pending) return;
-  probe_ctx *p = mp->p;
-  free(mp);
-  probe_finish(p);
-}
-
 static void check_end(account_check *c, int ok, const char *detail) {
-  mail_probe *mp = c->mp;
-  if (detail) probe_report(mp->p, c->what, ok, detail);
+  probe_ctx *p = c->p;
+  if (detail) probe_report(p, c->what, ok, detail);
   email_login_free(c->login);
   imap_client_free(c->imap);
   free(c);
-  one_done(mp);
+  probe_release(p);
 }
 
 static void on_status(void *ud, const imap_result *r) {
@@ -78,46 +66,48 @@ static void on_login(void *ud, const char *password, const char *bearer, const c
                      .bearer = bearer,
                      .ca_file = a->ca_file,
                      .insecure = a->insecure,
-                     .timeout_ms = (long)(probe_timeout(c->mp->p) * 1000)};
+                     .timeout_ms = (long)(probe_timeout(c->p) * 1000)};
   perr e;
   if (!(c->imap = imap_client_new(c->rt->loop, c->rt->http, &ia, &e)) ||
       imap_status(c->imap, "INBOX", on_status, c, NULL, &e))
     check_end(c, 0, e.msg);
 }
 
-static int start_account(struct runtime *rt, mail_probe *mp, const char *name, perr *e) {
+/* One account: a finding now (not configured right, no credentials) or a
+ * login held until it ends. */
+static void start_account(struct runtime *rt, probe_ctx *p, const char *name) {
+  char what[160];
+  snprintf(what, sizeof what, "mail.%s", name);
+  perr e;
   account_check *c = calloc(1, sizeof *c);
-  if (!c) return perr_set(e, "out of memory");
-  c->mp = mp;
+  if (!c) {
+    probe_report(p, what, 0, "out of memory");
+    return;
+  }
+  c->p = p;
   c->rt = rt;
-  snprintf(c->what, sizeof c->what, "mail.%s", name);
-  if (mail_account_get(rt->cfg, name, &c->acct, e)) {
-    probe_report(mp->p, c->what, 0, e->msg);
+  memcpy(c->what, what, sizeof what);
+  if (mail_account_get(rt->cfg, name, &c->acct, &e)) {
+    probe_report(p, what, 0, e.msg);
     free(c);
-    return 1;
+    return;
   }
   if (!c->acct.imap_url) { /* an SMTP-only account: nothing this probe can reach */
     free(c);
-    return 1;
+    return;
   }
   c->call = (action_call){.loop = rt->loop, .rt = rt};
-  if (!(c->login = email_login_start(&c->call, &c->acct, on_login, c, e))) {
-    probe_report(mp->p, c->what, 0, e->msg);
+  probe_hold(p);
+  if (!(c->login = email_login_start(&c->call, &c->acct, on_login, c, &e))) {
+    probe_release(p);
+    probe_report(p, what, 0, e.msg);
     free(c);
-    return 1;
   }
-  return 0;
 }
 
 int mail_accounts_probe(struct runtime *rt, const cJSON *section, probe_ctx *p, perr *e) {
-  mail_probe *mp = calloc(1, sizeof *mp);
-  if (!mp) return perr_set(e, "out of memory");
-  mp->p = p;
-  mp->pending = 1; /* held while starting, so an early end cannot finish the probe */
-  for (const cJSON *it = section ? section->child : NULL; it; it = it->next) {
-    mp->pending++;
-    if (start_account(rt, mp, it->string, e)) mp->pending--;
-  }
-  one_done(mp);
+  (void)e;
+  for (const cJSON *it = section ? section->child : NULL; it; it = it->next)
+    start_account(rt, p, it->string);
   return 0;
 }
